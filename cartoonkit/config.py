@@ -1,0 +1,56 @@
+"""All user settings in one frozen, validated dataclass.
+
+A bad value raises :class:`~cartoonkit.errors.ConfigError` naming the setting, the value and
+what is allowed, at creation time, before any work starts.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+OUTPUT_FORMATS = ("png", "jpg", "webp")
+FORMAT_ALIASES = {"jpeg": "jpg"}
+MIN_RESOLUTION = 256
+MAX_RESOLUTION = 4096
+
+
+def _require_range(name: str, value, low, high, kind: type) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{name}={value!r}: must be a {kind.__name__} between {low} and {high}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value!r}: out of range, allowed {low} to {high}")
+
+
+@dataclass(frozen=True)
+class CartoonConfig:
+    """How one photo is cartoonized and saved.
+
+    style_weight: 0 gives the (resized) photo back, 1 the full model output, in between a blend.
+    resolution:   long side of the output in pixels; the aspect ratio is kept.
+    format:       file format when writing (``png`` keeps transparency, ``jpg``, ``webp``).
+    quality:      JPEG/WEBP quality, 1 (smallest) to 100 (best).
+    """
+
+    style_weight: float = 0.75
+    resolution: int = 1024
+    format: str = "png"
+    quality: int = 95
+
+    def __post_init__(self) -> None:
+        # Accept numpy scalars and ints where a float is meant, but never bools or strings.
+        for name, kind, cast in (("style_weight", numbers.Real, float), ("resolution", numbers.Integral, int),
+                                 ("quality", numbers.Integral, int)):
+            value = getattr(self, name)
+            if isinstance(value, kind) and not isinstance(value, bool):
+                object.__setattr__(self, name, cast(value))
+        _require_range("style_weight", self.style_weight, 0.0, 1.0, float)
+        _require_range("resolution", self.resolution, MIN_RESOLUTION, MAX_RESOLUTION, int)
+        _require_range("quality", self.quality, 1, 100, int)
+        fmt = str(self.format).lower().lstrip(".")
+        fmt = FORMAT_ALIASES.get(fmt, fmt)
+        if fmt not in OUTPUT_FORMATS:
+            raise ConfigError(f"format={self.format!r}: unknown, allowed {', '.join(OUTPUT_FORMATS)}")
+        object.__setattr__(self, "format", fmt)

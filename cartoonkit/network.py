@@ -1,0 +1,185 @@
+"""The White-box Cartoonization / DCT-Net UNet generator and its guided-filter head.
+
+Pure tensor code, no I/O. Every operation reproduces the TensorFlow 1 graph the weights were
+trained in (see ``shared/models/SOURCES.md``):
+
+* convolutions use TensorFlow ``SAME`` padding, which is asymmetric for the stride-2 layers;
+* up-sampling is TF1 ``resize_bilinear`` with ``align_corners=False, half_pixel_centers=False``;
+* leaky ReLU with slope 0.2 follows every convolution but the residual blocks' second one and
+  the last one;
+* the input is **BGR** in ``[-1, 1]`` and so is the output.
+
+Shapes: ``(N, 3, H, W)`` in, ``(N, 3, H, W)`` out; ``H`` and ``W`` must be multiples of 4 so
+the two skip connections line up.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEAKY_SLOPE = 0.2
+GUIDED_FILTER_RADIUS = 1
+GUIDED_FILTER_EPS = 5e-3
+SIZE_MULTIPLE = 4
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow ``SAME`` padding along one axis, as ``(before, after)``.
+
+    TF puts the odd pixel of padding *after*, so a stride-2 3x3 convolution on an even size pads
+    ``(0, 1)``, unlike PyTorch's symmetric ``padding=1``.
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow ``SAME`` padding.
+
+    Stride-1 layers have odd kernels, so their padding is symmetric and handed to cuDNN/oneDNN
+    directly; only stride-2 layers pay for an explicit ``F.pad``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        symmetric = kernel_size // 2 if stride == 1 else 0
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=symmetric)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 1:
+            return super().forward(x)
+        kernel = self.kernel_size[0]
+        top, bottom = same_padding(x.shape[-2], kernel, self.stride[0])
+        left, right = same_padding(x.shape[-1], kernel, self.stride[1])
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+def upsample2x_tf_legacy(x: torch.Tensor) -> torch.Tensor:
+    """2x bilinear up-sampling with TF1 ``resize_bilinear`` legacy semantics.
+
+    The legacy mapping samples the source at ``dst / 2``: output pixel ``2i`` is input pixel
+    ``i`` and ``2i+1`` the mean of inputs ``i`` and ``i+1``, the last one repeated at the edge.
+    PyTorch's ``interpolate`` uses half-pixel centres instead and visibly differs.
+    """
+
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        nxt = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, t.shape[dim] - 1, 1)], dim)
+        pair = torch.stack([t, (t + nxt) * 0.5], dim=dim + 1)
+        return pair.flatten(dim, dim + 1)
+
+    # Width first, then height: TF interpolates the top and bottom rows along x, then blends them.
+    return along(along(x, x.dim() - 1), x.dim() - 2)
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a ``(2r+1)^2`` window, each border pixel divided by its count of in-bounds pixels."""
+    k = 2 * radius + 1
+    return F.avg_pool2d(x, k, stride=1, padding=radius, count_include_pad=False)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """Per-channel guided filter (He et al.) as in White-box Cartoonization's ``guided_filter``.
+
+    ``guide`` and ``src`` have the same shape ``(N, C, H, W)``; the result smooths ``src`` while
+    keeping the edges of ``guide``.
+    """
+    mean_guide = box_mean(guide, radius)
+    mean_src = box_mean(src, radius)
+    cov = box_mean(guide * src, radius) - mean_guide * mean_src
+    var = box_mean(guide * guide, radius) - mean_guide * mean_guide
+    a = cov / (var + eps)
+    b = mean_src - a * mean_guide
+    return box_mean(a, radius) * guide + box_mean(b, radius)
+
+
+def _leaky(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+class ResBlock(nn.Module):
+    """conv -> leaky ReLU -> conv, plus the input; no activation after the sum."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = SameConv2d(channels, channels, 3)
+        self.conv2 = SameConv2d(channels, channels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(_leaky(self.conv1(x)))
+
+
+class UNetGenerator(nn.Module):
+    """The ``unet_generator`` of White-box Cartoonization (32 base channels, 4 residual blocks).
+
+    Attribute names follow the TensorFlow scopes (``conv0`` is ``generator/Conv``, ``conv1`` is
+    ``generator/Conv_1`` ... ``blocks.0.conv1`` is ``generator/block_0/conv1``), so the weight
+    importers map names one to one: see :func:`tf_scope_to_param_prefix`.
+    """
+
+    def __init__(self, channels: int = 32, num_blocks: int = 4):
+        super().__init__()
+        c = channels
+        self.conv0 = SameConv2d(3, c, 7)
+        self.conv1 = SameConv2d(c, c, 3, stride=2)
+        self.conv2 = SameConv2d(c, 2 * c, 3)
+        self.conv3 = SameConv2d(2 * c, 2 * c, 3, stride=2)
+        self.conv4 = SameConv2d(2 * c, 4 * c, 3)
+        self.blocks = nn.Sequential(*[ResBlock(4 * c) for _ in range(num_blocks)])
+        self.conv5 = SameConv2d(4 * c, 2 * c, 3)
+        self.conv6 = SameConv2d(2 * c, 2 * c, 3)
+        self.conv7 = SameConv2d(2 * c, c, 3)
+        self.conv8 = SameConv2d(c, c, 3)
+        self.conv9 = SameConv2d(c, 3, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x0 = _leaky(self.conv0(x))
+        x1 = _leaky(self.conv2(_leaky(self.conv1(x0))))
+        x2 = _leaky(self.conv4(_leaky(self.conv3(x1))))
+        x2 = _leaky(self.conv5(self.blocks(x2)))
+        x3 = _leaky(self.conv6(upsample2x_tf_legacy(x2) + x1))
+        x3 = _leaky(self.conv7(x3))
+        x4 = _leaky(self.conv8(upsample2x_tf_legacy(x3) + x0))
+        return self.conv9(x4)
+
+
+class CartoonNetwork(nn.Module):
+    """Generator plus the guided-filter head: BGR photo in ``[-1, 1]`` -> BGR cartoon in ``~[-1, 1]``."""
+
+    def __init__(self, channels: int = 32, num_blocks: int = 4,
+                 radius: int = GUIDED_FILTER_RADIUS, eps: float = GUIDED_FILTER_EPS):
+        super().__init__()
+        self.generator = UNetGenerator(channels, num_blocks)
+        self.radius = radius
+        self.eps = eps
+
+    def forward(self, photo_bgr: torch.Tensor) -> torch.Tensor:
+        check_input_shape(photo_bgr)
+        return guided_filter(photo_bgr, self.generator(photo_bgr), self.radius, self.eps)
+
+
+def check_input_shape(x: torch.Tensor) -> None:
+    """Fail early with a readable message instead of a shape error deep inside the UNet."""
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}, got {h}x{w}")
+
+
+# TensorFlow layer scope -> parameter prefix in ``CartoonNetwork.state_dict()``.
+TF_LAYER_SCOPES: dict[str, str] = {
+    **{("Conv" if i == 0 else f"Conv_{i}"): f"generator.conv{i}" for i in range(10)},
+    **{f"block_{b}/conv{j}": f"generator.blocks.{b}.conv{j}" for b in range(4) for j in (1, 2)},
+}
+
+
+def tf_scope_to_param_prefix(scope: str) -> str:
+    """``"block_2/conv1"`` -> ``"generator.blocks.2.conv1"``; unknown scopes raise ``KeyError``."""
+    return TF_LAYER_SCOPES[scope]
+
+
+def expected_shapes(channels: int = 32, num_blocks: int = 4) -> dict[str, tuple[int, ...]]:
+    """Every parameter's shape in PyTorch layout, used by importers to check a file before loading."""
+    return {k: tuple(v.shape) for k, v in CartoonNetwork(channels, num_blocks).state_dict().items()}

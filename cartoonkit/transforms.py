@@ -1,0 +1,65 @@
+"""Tensor transforms between a decoded photo and the network, as pure functions.
+
+Images are ``uint8`` tensors ``(C, H, W)`` (or ``(N, C, H, W)``), RGB, on any device. The network
+side is float ``(N, 3, H, W)`` BGR in ``[-1, 1]`` with ``H`` and ``W`` multiples of 4.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from .network import SIZE_MULTIPLE
+
+
+def output_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """``(H, W)`` with the long side equal to ``long_side`` and the aspect ratio kept (at least 1 px)."""
+    scale = long_side / max(height, width)
+    if height >= width:
+        return long_side, max(1, round(width * scale))
+    return max(1, round(height * scale)), long_side
+
+
+def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    """Resize so the long side is ``long_side``; antialiased bilinear, same dtype as given."""
+    height, width = image.shape[-2:]
+    size = output_size(height, width, long_side)
+    if size == (height, width):
+        return image
+    return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
+    """Pad bottom and right by edge replication so ``H`` and ``W`` are multiples of ``multiple``.
+
+    Only bottom/right padding, so cropping ``[..., :H, :W]`` afterwards removes it without any
+    shift of the content. Replication (not zeros) keeps the border statistics of the guided filter.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+
+
+def rgb_uint8_to_network(rgb: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``uint8`` RGB ``(N, 3, H, W)`` -> BGR in ``[-1, 1]``, as the original ``x / 127.5 - 1`` on ``cv2`` images."""
+    return rgb.flip(-3).to(dtype) / 127.5 - 1.0
+
+
+def network_to_rgb_float(bgr: torch.Tensor) -> torch.Tensor:
+    """Network output (BGR, ``~[-1, 1]``) -> float RGB on the ``[0, 255]`` scale, not yet clipped."""
+    return (bgr.float().flip(-3) + 1.0) * 127.5
+
+
+def blend_to_uint8(photo: torch.Tensor, cartoon: torch.Tensor, style_weight: float) -> torch.Tensor:
+    """``photo + w * (cartoon - photo)``, rounded and clipped to ``uint8``.
+
+    ``photo`` is the ``uint8`` network input, ``cartoon`` the float ``[0, 255]`` output. Written as an
+    offset from the photo so ``w = 0`` returns the photo's exact bytes. Rounding (not the original
+    code's truncation) keeps the output unbiased.
+    """
+    photo_f = photo.float()
+    mixed = photo_f + style_weight * (cartoon - photo_f) if style_weight != 1.0 else cartoon
+    return mixed.round_().clamp_(0, 255).to(torch.uint8)

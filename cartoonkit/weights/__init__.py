@@ -1,0 +1,27 @@
+"""Weight importers, the safetensors store and the registry of known models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from ..network import CartoonNetwork
+from .registry import (DEFAULT_MODEL, KNOWN_MODELS, ModelSpec, ensure_installed, import_model, install,
+                       installed_models, remove)
+from .store import ModelCard, load_state_dict
+
+
+def load_network(name: str = DEFAULT_MODEL, *, models_dir: Path | None = None) -> tuple[CartoonNetwork, ModelCard]:
+    """Install ``name`` if needed and return the float32 network on the CPU, in eval mode."""
+    from .. import paths
+
+    models_dir = models_dir or paths.models_dir()
+    ensure_installed(name, models_dir)
+    state, card = load_state_dict(models_dir, name)
+    network = CartoonNetwork()
+    network.load_state_dict(state)
+    return network.eval().requires_grad_(False), card
+
+
+__all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "ModelCard", "ModelSpec", "ensure_installed", "import_model",
+           "install", "installed_models", "load_network", "load_state_dict", "remove"]

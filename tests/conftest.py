@@ -1,0 +1,63 @@
+"""Shared fixtures: a private models folder for the whole session, real photos, one warm Cartoonizer."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before anything imports cartoonkit: converted models go to a throw-away folder, so the suite
+# never depends on (or changes) the developer's models/.
+_SESSION_MODELS = tempfile.mkdtemp(prefix="cartoonkit-test-models-")
+os.environ["CARTOONKIT_MODELS"] = _SESSION_MODELS
+os.environ.setdefault("CARTOONKIT_CACHE", tempfile.mkdtemp(prefix="cartoonkit-test-cache-"))
+
+import torch  # noqa: E402
+
+from cartoonkit import paths  # noqa: E402
+
+SHARED_MODELS = paths.project_root().parent / "shared" / "models"
+SHARED_IMAGES = paths.project_root().parent / "shared" / "images"
+TFLITE_FILE = SHARED_MODELS / "whitebox_cartoon_gan_fp16.tflite"
+
+torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    if not SHARED_IMAGES.is_dir():
+        pytest.skip("../shared/images is not beside the checkout")
+    return SHARED_IMAGES
+
+
+@pytest.fixture(scope="session")
+def tflite_file() -> Path:
+    if not TFLITE_FILE.is_file():
+        pytest.skip("../shared/models/whitebox_cartoon_gan_fp16.tflite is not beside the checkout")
+    return TFLITE_FILE
+
+
+@pytest.fixture(scope="session")
+def models_dir(tflite_file) -> Path:
+    """The session's models folder with ``whitebox`` installed from the shared .tflite."""
+    from cartoonkit import weights
+
+    weights.install("whitebox")
+    return Path(_SESSION_MODELS)
+
+
+@pytest.fixture(scope="session")
+def cartoonizer(models_dir):
+    from cartoonkit import Cartoonizer
+
+    return Cartoonizer(device="cpu")
