@@ -10,9 +10,8 @@ import numbers
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .imageio import normalise_format
 
-OUTPUT_FORMATS = ("png", "jpg", "webp")
-FORMAT_ALIASES = {"jpeg": "jpg"}
 MIN_RESOLUTION = 256
 MAX_RESOLUTION = 4096
 
@@ -49,8 +48,4 @@ class CartoonConfig:
         _require_range("style_weight", self.style_weight, 0.0, 1.0, float)
         _require_range("resolution", self.resolution, MIN_RESOLUTION, MAX_RESOLUTION, int)
         _require_range("quality", self.quality, 1, 100, int)
-        fmt = str(self.format).lower().lstrip(".")
-        fmt = FORMAT_ALIASES.get(fmt, fmt)
-        if fmt not in OUTPUT_FORMATS:
-            raise ConfigError(f"format={self.format!r}: unknown, allowed {', '.join(OUTPUT_FORMATS)}")
-        object.__setattr__(self, "format", fmt)
+        object.__setattr__(self, "format", normalise_format(self.format))

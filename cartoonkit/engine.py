@@ -41,7 +41,7 @@ class Engine:
 
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
-        """``uint8`` RGB ``(N, 3, H, W)`` -> float RGB ``(N, 3, H, W)`` on ``[0, 255]`` (unclipped), same device as the network."""
+        """``uint8`` RGB ``(N, 3, H, W)`` -> float RGB on ``[0, 255]`` (unclipped), on the engine's device."""
         height, width = rgb.shape[-2:]
         x = rgb_uint8_to_network(rgb.to(self.device, non_blocking=True), self.dtype)
         y = self.network(pad_to_multiple(x))

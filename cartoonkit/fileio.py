@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
-from pathlib import Path
 
 from .errors import OutputError
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path``, fsync it, then rename it into place.
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
 
-    Readers see either the old file or the complete new one. On any failure the temporary file is
-    removed and :class:`OutputError` names the destination and the reason.
+    The bytes go to a hidden temporary file in the same directory (same filesystem, so
+    the final ``os.replace`` is atomic), are fsynced, then renamed over ``path``. Missing
+    parent directories are created. On any failure the temporary file is removed, an
+    existing ``path`` is left untouched, and :class:`OutputError` names ``path``.
     """
-    dest = Path(path)
-    tmp_name = None
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp_path: str | None = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, dest)
-        tmp_name = None
-    except OSError as exc:
-        raise OutputError(f"{dest}: cannot write ({exc.strerror or exc})") from exc
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
+        _ensure_directory(directory)
+        # Long names are shortened so that prefix + suffix stay within NAME_MAX.
+        prefix = "." + os.path.basename(path)[:100] + "."
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), 0o644)  # mkstemp creates 0o600
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_path, path)
+        tmp_path = None
+        _fsync_directory(directory)
+    except BaseException as exc:
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+        if isinstance(exc, Exception):
+            raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
+        raise
+
+
+def _ensure_directory(directory: str) -> None:
+    """Create ``directory`` (and parents), with a clear error if a file is in the way."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"{directory} (or one of its parents) is not a directory"
+        ) from None
+
+
+def _fsync_directory(directory: str) -> None:
+    """Persist the rename itself; best effort, as not every OS/filesystem supports it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _reason(exc: BaseException) -> str:
+    """Human reason for an exception: ``strerror`` for OS errors, else the message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cartoonkit import network
-from cartoonkit.network import (CartoonNetwork, SameConv2d, box_mean, guided_filter, same_padding,
-                                upsample2x_tf_legacy)
+from cartoonkit.network import CartoonNetwork, SameConv2d, box_mean, guided_filter, same_padding, upsample2x_tf_legacy
 
 PARITY_PHOTOS = ["wb_actress2.jpg", "wb_party5.jpg", "wb_liuyifei4.jpg", "wb_london1.jpg"]
 
@@ -119,7 +118,8 @@ def _tflite_and_torch(tflite_file):
     from cartoonkit.weights.tflite_import import read_tflite_weights
 
     net = CartoonNetwork()
-    net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in read_tflite_weights(tflite_file).items()})
+    state = read_tflite_weights(tflite_file)
+    net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()})
     interpreter = Interpreter(model_path=str(tflite_file))
     interpreter.allocate_tensors()
     return interpreter, net.eval()

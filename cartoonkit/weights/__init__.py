@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..network import CartoonNetwork
-from .registry import (DEFAULT_MODEL, KNOWN_MODELS, ModelSpec, ensure_installed, import_model, install,
-                       installed_models, remove)
+from .registry import (
+    DEFAULT_MODEL,
+    KNOWN_MODELS,
+    ModelSpec,
+    ensure_installed,
+    import_model,
+    install,
+    installed_models,
+    remove,
+)
 from .store import ModelCard, load_state_dict
 
 

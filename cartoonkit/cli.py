@@ -1,0 +1,258 @@
+"""The ``cartoonkit`` command line.
+
+Errors a user can cause come out as one line on stderr and a non-zero exit code, never a
+traceback (``--debug`` shows it). One bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .config import MAX_RESOLUTION, MIN_RESOLUTION, CartoonConfig
+from .errors import CartoonkitError
+from .imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, ImageLimits, extension_for
+
+log = logging.getLogger("cartoonkit")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass
+class RunReport:
+    """What happened to each input of a ``run``."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self, seconds: float, out_dir: Path) -> str:
+        return (f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
+                f"in {seconds:.1f} s -> {out_dir}")
+
+
+def collect_inputs(inputs: list[str], report: RunReport) -> list[Path]:
+    """Files as given; folders expand to the image files directly inside them, sorted by name."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                log.warning("%s: folder has no image files (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            report.failed.append((str(path), "no such file or folder"))
+    return files
+
+
+def plan_outputs(files: list[Path], out_dir: Path, fmt: str, report: RunReport) -> list[tuple[Path, Path]]:
+    """Pair each input with ``OUT/<stem><ext>``; refuse name collisions and overwriting an input."""
+    inputs = {f.resolve() for f in files}
+    claimed: dict[Path, Path] = {}
+    plan = []
+    for src in files:
+        dst = out_dir / (src.stem + extension_for(fmt))
+        if dst.resolve() in inputs:
+            report.failed.append((str(src), f"output {dst} would overwrite an input; choose another -o folder"))
+        elif dst in claimed:
+            report.failed.append((str(src), f"output {dst} is already the output of {claimed[dst]}; "
+                                            "inputs need distinct names"))
+        else:
+            claimed[dst] = src
+            plan.append((src, dst))
+    return plan
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .pipeline import Cartoonizer
+
+    config = CartoonConfig(style_weight=args.style_weight, resolution=args.resolution,
+                           format=args.format, quality=args.quality)
+    out_dir = Path(args.output)
+    report = RunReport()
+    start = time.perf_counter()
+    plan = plan_outputs(collect_inputs(args.inputs, report), out_dir, config.format, report)
+    todo = []
+    for src, dst in plan:
+        if dst.exists() and not args.overwrite:
+            report.skipped.append((src, f"{dst} exists (use --overwrite)"))
+        else:
+            todo.append((src, dst))
+    for src, reason in report.failed:
+        print(f"error: {src}: {reason}", file=sys.stderr)
+
+    if todo:
+        cartoonizer = Cartoonizer(model=args.model, device=args.device,
+                                  limits=ImageLimits(max_pixels=args.max_pixels))
+        bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
+        for src, dst in bar:
+            try:
+                cartoonizer.cartoonize_file(src, dst, config)
+                report.done.append(dst)
+            except CartoonkitError as exc:
+                report.failed.append((str(src), str(exc)))
+                tqdm.write(f"error: {exc}", file=sys.stderr)
+            except Exception as exc:  # a bug must not cost the user the rest of the folder
+                report.failed.append((str(src), f"unexpected {type(exc).__name__}: {exc}"))
+                tqdm.write(f"error: {src}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+                if args.debug:
+                    traceback.print_exc()
+    if not args.quiet:
+        for src, reason in report.skipped:
+            print(f"skipped: {src}: {reason}", file=sys.stderr)
+    print(report.summary(time.perf_counter() - start, out_dir))
+    return EXIT_FAILURES if report.failed else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .samples import sample_photos
+
+    photos = sample_photos()
+    args.inputs = [str(p) for p in photos]
+    print(f"cartoonizing {len(photos)} sample portrait(s): {', '.join(p.name for p in photos)}")
+    code = cmd_run(args)
+    print(f"results are in {Path(args.output).resolve()}")
+    return code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import weights
+
+    if args.models_command == "list":
+        cards = {c.name: c for c in weights.installed_models()}
+        rows = [(c.name, "installed", c.style, c.licence, c.source) for c in cards.values()]
+        rows += [(s.name, "not installed (installs on first use)", s.style, s.licence, s.url)
+                 for s in weights.KNOWN_MODELS.values() if s.name not in cards]
+        from . import paths
+        print(f"models folder: {paths.models_dir()}")
+        for name, state, style, licence, source in rows:
+            print(f"{name:<14} {state:<12} style={style:<10} licence: {licence}\n{'':<14} source: {source}")
+        return EXIT_OK
+    if args.models_command == "install":
+        card = weights.install(args.name, force=args.force)
+        print(f"installed {card.name} (licence: {card.licence})")
+        return EXIT_OK
+    if args.models_command == "import":
+        card = weights.import_model(args.path, name=args.name, style=args.style, licence=args.licence)
+        print(f"imported {args.path} as {card.name} (sha256 of weights {card.weights_sha256[:12]}…)")
+        return EXIT_OK
+    if args.models_command == "remove":
+        weights.remove(args.name)
+        print(f"removed {args.name}")
+        return EXIT_OK
+    raise AssertionError(args.models_command)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmarks
+
+    run_benchmarks(resolutions=args.resolutions, repeats=args.repeats, device=args.device,
+                   model=args.model, output=Path(args.json) if args.json else None, images=args.images)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .hardware import describe
+
+    print(describe())
+    return EXIT_OK
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    defaults = CartoonConfig()
+    p.add_argument("-o", "--output", default="out", help="output folder (created if missing; default: out)")
+    p.add_argument("--style-weight", type=float, default=defaults.style_weight,
+                   help=f"0 = photo, 1 = full cartoon, in between a blend (default {defaults.style_weight})")
+    p.add_argument("--resolution", type=int, default=defaults.resolution,
+                   help=f"long side of the output in pixels, {MIN_RESOLUTION}-{MAX_RESOLUTION} "
+                        f"(default {defaults.resolution}); aspect ratio kept")
+    p.add_argument("--format", default=defaults.format, choices=[*OUTPUT_FORMATS, "jpeg"],
+                   help="output format; png keeps transparency (default png)")
+    p.add_argument("--quality", type=int, default=defaults.quality,
+                   help=f"JPEG/WEBP quality 1-100 (default {defaults.quality})")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them, skip)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse inputs with more pixels than this, checked before decoding "
+                        f"(default {DEFAULT_MAX_PIXELS})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cartoonkit", description="Turn photos of people into cartoons, fast.")
+    parser.add_argument("--version", action="version", version=f"cartoonkit {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="cartoonize image files or folders",
+                         description="Cartoonize files or the images directly inside folders; one output per "
+                                     "input, OUT/<stem>.<format>.")
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    _add_settings(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="cartoonize the bundled sample portraits into a folder")
+    _add_settings(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="list, install, import or remove models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="installed and known models, with licence")
+    install = msub.add_parser("install", help="fetch and convert a known model")
+    install.add_argument("name")
+    install.add_argument("--force", action="store_true", help="convert again even if installed")
+    imp = msub.add_parser("import", help="convert a .tflite file of this network into a named model")
+    imp.add_argument("path")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--style", default="custom")
+    imp.add_argument("--licence", default="unknown", help="licence of the weights, shown by `models list`")
+    remove = msub.add_parser("remove", help="delete an installed model")
+    remove.add_argument("name")
+    models.set_defaults(func=cmd_models)
+
+    bench = sub.add_parser("bench", help="measure ms per image, model alone and end to end")
+    bench.add_argument("--resolutions", type=int, nargs="+", default=[512, 1024])
+    bench.add_argument("--repeats", type=int, default=5, help="timed repeats per row (median reported)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--model", default="whitebox")
+    bench.add_argument("--images", default=None, help="folder of JPEG photos for the end-to-end rows "
+                                                      "(default: the sample portraits)")
+    bench.add_argument("--json", default=None, help="also write the results as JSON here")
+    bench.set_defaults(func=cmd_bench)
+
+    doctor = sub.add_parser("doctor", help="what hardware is here and how cartoonkit will use it")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.func(args)
+    except CartoonkitError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

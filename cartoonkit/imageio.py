@@ -1,0 +1,472 @@
+"""Image files in and out: bytes or path -> uint8 tensor, tensor -> encoded bytes -> file.
+
+This module owns the three things that touch image files, and nothing else:
+
+* **decoding** (:func:`read_image`, :func:`decode_pil`): any common format becomes one
+  canonical layout, a contiguous CPU ``uint8`` tensor ``(3, H, W)`` in RGB plus an optional
+  ``(1, H, W)`` alpha, so no other module ever has to think about Pillow modes, EXIF
+  orientation, palettes or 16-bit data;
+* **encoding** (:func:`encode_image`): tensor -> PNG / JPEG / WEBP bytes, deterministic so
+  that the same input always gives byte-identical output;
+* **atomic writing** (:func:`write_atomic`): an output file is either the complete new
+  file or untouched, never half-written.
+
+Every problem with an input raises :class:`~cartoonkit.errors.InvalidImageError` whose
+message starts with ``"<name>: "``; Pillow's own exceptions never escape.
+
+Decisions worth knowing:
+
+* A fully opaque alpha channel (every value 255) is dropped (``alpha=None``): it carries
+  no information, and ``None`` lets callers skip all alpha handling.
+* Images with several frames (animated GIF/PNG/WEBP, multi-page TIFF) use the first
+  frame and say so in :attr:`DecodedImage.notes`.
+* 16-bit data is reduced to 8 bits by rounding ``value / 257`` for greyscale (so 65535
+  becomes 255 and ``257 * k`` becomes ``k``); 16-bit colour PNG/TIFF are reduced by
+  Pillow's decoder, which keeps the high byte (``value >> 8``).
+* Embedded ICC colour profiles are not applied: pixel values are used as stored.
+* JPEG cannot store transparency, so :func:`encode_image` drops alpha for JPEG (it is
+  not composited onto a background).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import stat
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from .errors import ConfigError, InvalidImageError, OutputError
+from .fileio import write_atomic  # re-exported: callers write encoded images with it
+
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "OUTPUT_FORMATS",
+    "check_dimensions",
+    "DecodedImage",
+    "ImageLimits",
+    "decode_pil",
+    "encode_image",
+    "extension_for",
+    "normalise_format",
+    "read_image",
+    "write_atomic",
+]
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""Largest image (width * height) accepted; checked from the header, before decoding."""
+
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Largest input file accepted; checked with ``os.stat`` before reading."""
+
+OUTPUT_FORMATS = ("png", "jpg", "webp")
+"""Formats :func:`encode_image` writes; ``"jpeg"`` is accepted as an alias of ``"jpg"``."""
+
+_FORMAT_ALIASES = {"jpeg": "jpg"}
+_PILLOW_FORMAT = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+# Largest width or height each container can store; checked so the user gets a clear error.
+_MAX_SIDE = {"png": 2**31 - 1, "jpg": 65_535, "webp": 16_383}
+_PNG_COMPRESS_LEVEL = 6  # zlib's default: good size/speed balance; PNG is lossless anyway.
+_ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+_EXIF_ORIENTATION = ExifTags.Base.Orientation
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Resource limits for decoding untrusted inputs (decompression bombs, huge files)."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    def __post_init__(self) -> None:
+        for field in ("max_pixels", "max_file_bytes"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+
+
+# eq=False: comparing tensors field by field is ambiguous; identity is what makes sense.
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """A decoded image in the one layout the rest of cartoonkit works with.
+
+    ``alpha`` is ``None`` when the source has no transparency, including when its alpha
+    channel is fully opaque (see the module docstring).
+    """
+
+    rgb: torch.Tensor  # uint8, (3, H, W), RGB, contiguous, CPU
+    alpha: torch.Tensor | None  # uint8, (1, H, W), or None
+    name: str  # what error messages and reports call this image
+    format: str  # Pillow's format name ("JPEG", "PNG", ...); "array" for arrays
+    notes: tuple[str, ...] = ()  # things the user should know about the conversion
+
+    def __post_init__(self) -> None:
+        _check_rgb_alpha(self.rgb, self.alpha)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def read_image(
+    source: str | os.PathLike | bytes,
+    *,
+    name: str | None = None,
+    limits: ImageLimits = ImageLimits(),
+) -> DecodedImage:
+    """Decode an image file (path) or encoded image bytes.
+
+    ``name`` is what error messages and notes call the image; it defaults to the path, or
+    ``"<bytes>"`` for bytes. Raises :class:`InvalidImageError` for every problem.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name = "<bytes>" if name is None else name
+        data = bytes(source)
+        _check_byte_count(len(data), name, limits)
+    elif isinstance(source, (str, os.PathLike)):
+        name = os.fsdecode(source) if name is None else name
+        data = _read_file(source, name, limits)
+    else:
+        raise TypeError(f"read_image expects a path or bytes, got {type(source).__name__}")
+
+    with _pillow_errors(name, limits), _quiet_pillow():
+        image = Image.open(io.BytesIO(data))
+    with image:
+        return decode_pil(image, name=name, limits=limits)
+
+
+def decode_pil(
+    image: Image.Image,
+    *,
+    name: str = "<PIL image>",
+    limits: ImageLimits = ImageLimits(),
+) -> DecodedImage:
+    """Convert a (possibly not yet loaded) Pillow image to a :class:`DecodedImage`.
+
+    The pixel limit is checked from ``image.size`` before any pixel data is decoded, so
+    a lazily opened image that declares a huge size is rejected cheaply. The caller keeps
+    ownership of ``image`` (it is loaded and rewound to its first frame, not closed).
+    """
+    check_dimensions(image.size, name, limits)
+    notes: list[str] = []
+    with _pillow_errors(name, limits), _quiet_pillow():
+        _add_note(notes, _rewind_to_first_frame(image))
+        _add_note(notes, _bit_depth_note(image))  # before load(): needs the undecoded tiles
+        image.load()
+        image, note = _apply_exif_orientation(image)
+        _add_note(notes, note)
+        image, note = _to_rgb_or_rgba(image)
+        _add_note(notes, note)
+        array = np.array(image, dtype=np.uint8)
+    rgb, alpha = _split_channels(array)
+    return DecodedImage(
+        rgb=rgb, alpha=alpha, name=name, format=image.format or "PIL", notes=tuple(notes)
+    )
+
+
+def _read_file(path: str | os.PathLike, name: str, limits: ImageLimits) -> bytes:
+    """Read the whole file once, after cheap ``stat`` checks, so no handle stays open."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InvalidImageError(f"{name}: file does not exist") from None
+    except (OSError, ValueError) as exc:  # ValueError: embedded NUL in the path
+        raise InvalidImageError(f"{name}: cannot access file ({_reason(exc)})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidImageError(f"{name}: is a directory, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidImageError(f"{name}: is not a regular file")
+    _check_byte_count(info.st_size, name, limits)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(limits.max_file_bytes + 1)  # +1: notice a file that grew
+    except PermissionError:
+        raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
+    except OSError as exc:
+        raise InvalidImageError(f"{name}: cannot read file ({_reason(exc)})") from exc
+    _check_byte_count(len(data), name, limits)
+    return data
+
+
+def _check_byte_count(size: int, name: str, limits: ImageLimits) -> None:
+    if size == 0:
+        raise InvalidImageError(f"{name}: file is empty (0 bytes)")
+    if size > limits.max_file_bytes:
+        raise InvalidImageError(
+            f"{name}: file is {size:,} bytes, larger than the limit of "
+            f"{limits.max_file_bytes:,} bytes"
+        )
+
+
+def check_dimensions(size: tuple[int, int], name: str, limits: ImageLimits) -> None:
+    """Refuse zero-size images and images over the pixel limit; ``size`` is ``(width, height)``."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise InvalidImageError(f"{name}: image has zero size ({width}x{height} pixels)")
+    if width * height > limits.max_pixels:
+        raise _too_many_pixels(name, width * height, limits.max_pixels, f"{width}x{height} = ")
+
+
+def _too_many_pixels(name: str, pixels: int, limit: int, dims: str = "") -> InvalidImageError:
+    return InvalidImageError(
+        f"{name}: image is {dims}{pixels:,} pixels, more than the pixel limit of {limit:,}"
+    )
+
+
+@contextlib.contextmanager
+def _pillow_errors(name: str, limits: ImageLimits) -> Iterator[None]:
+    """Turn whatever Pillow raises on a bad file into an :class:`InvalidImageError`.
+
+    Pillow signals corrupt data with many exception types (OSError, SyntaxError,
+    ValueError, EOFError, struct.error, IndexError, TypeError, ...), so all are caught.
+    """
+    try:
+        yield
+    except InvalidImageError:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidImageError(f"{name}: not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        raise _pillow_bomb_error(name, exc, limits) from None
+    except MemoryError:
+        raise InvalidImageError(f"{name}: not enough memory to decode this image") from None
+    except Exception as exc:
+        raise InvalidImageError(f"{name}: truncated or corrupt image data ({_reason(exc)})") from exc
+
+
+def _pillow_bomb_error(
+    name: str, exc: Image.DecompressionBombError, limits: ImageLimits
+) -> InvalidImageError:
+    """Pillow's own bomb check fires in ``Image.open`` above ``2 * MAX_IMAGE_PIXELS``.
+
+    Normally our smaller limit is the one that matters; if the caller raised
+    ``limits.max_pixels`` above Pillow's, the message names Pillow's limit instead.
+    """
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    if match is None:
+        return InvalidImageError(f"{name}: image is too large ({exc})")
+    pixels = int(match.group(1))
+    if pixels > limits.max_pixels:
+        return _too_many_pixels(name, pixels, limits.max_pixels)
+    return InvalidImageError(
+        f"{name}: image is {pixels:,} pixels, more than Pillow's limit of "
+        f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} (PIL.Image.MAX_IMAGE_PIXELS)"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Silence Pillow's warnings while decoding: we report problems ourselves.
+
+    ``DecompressionBombWarning`` is redundant with our own pixel limit, and the
+    "Corrupt EXIF data" warnings are turned into notes. Unlike setting
+    ``Image.MAX_IMAGE_PIXELS``, this changes no state other code relies on.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", module=r"PIL\.")
+        yield
+
+
+def _add_note(notes: list[str], note: str | None) -> None:
+    if note:
+        notes.append(note)
+
+
+def _rewind_to_first_frame(image: Image.Image) -> str | None:
+    """Select frame 0; for multi-frame images return a note saying only it is used."""
+    try:
+        frames = image.n_frames if getattr(image, "is_animated", False) else 1
+    except Exception:  # a damaged later frame must not prevent using the first one
+        frames = 0
+    if image.tell() != 0:
+        image.seek(0)
+    if frames == 1:
+        return None
+    kind = "animated image" if image.format in _ANIMATED_FORMATS else "multi-frame image"
+    count = f" of {frames}" if frames else ""
+    return f"{kind}: first frame{count} used"
+
+
+def _bit_depth_note(image: Image.Image) -> str | None:
+    """Say when the source has 16 bits per sample, which we reduce to 8."""
+    if image.mode.startswith("I"):
+        return "16-bit image reduced to 8 bits"
+    for tile in getattr(image, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args if isinstance(args, str) else (args[0] if args else None)
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return "16-bit image reduced to 8 bits"
+    return None
+
+
+def _apply_exif_orientation(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """Rotate/flip as the EXIF orientation says; a broken EXIF block means no rotation."""
+    unreadable = "EXIF data is unreadable: orientation not applied"
+    try:
+        exif = image.getexif()
+        orientation = exif.get(_EXIF_ORIENTATION, 1)
+    except Exception:
+        return image, unreadable
+    if not exif and image.info.get("exif"):  # a block is present but nothing parsed
+        return image, unreadable
+    if orientation == 1:
+        return image, None
+    if orientation not in range(2, 9):
+        return image, f"EXIF orientation {orientation!r} is not valid (1-8): ignored"
+    try:
+        rotated = ImageOps.exif_transpose(image)
+    except Exception:
+        return image, unreadable
+    rotated.format = image.format  # transpose() makes a new image without a format
+    return rotated, f"EXIF orientation {orientation} applied"
+
+
+def _to_rgb_or_rgba(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """Convert any Pillow mode to 8-bit RGB, or RGBA when the image has transparency."""
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        image = _reduce_16_bit(image)
+    elif image.mode == "F":
+        image = _with_format(image.convert("L"), image.format)  # Pillow clips to 0..255
+    note = None
+    if image.mode == "CMYK":
+        note = "CMYK converted to RGB"
+    elif image.mode not in ("RGB", "RGBA", "RGBa", "L", "LA", "1", "P", "PA"):
+        note = f"{image.mode} converted to RGB"
+    target = "RGBA" if image.has_transparency_data else "RGB"
+    if image.mode != target:
+        image = _with_format(image.convert(target), image.format)
+    return image, note
+
+
+def _reduce_16_bit(image: Image.Image) -> Image.Image:
+    """Scale 16-bit samples to 8 bits by rounding ``v / 257`` (65535 -> 255, 257k -> k).
+
+    Pillow's own ``convert("L")`` clips instead of scaling, which turns almost every
+    16-bit image white. Mode ``I`` (32-bit) is treated as 16-bit data and clipped to it.
+    """
+    values = np.clip(np.asarray(image).astype(np.int64), 0, 65_535)
+    reduced = ((values + 128) // 257).astype(np.uint8)
+    return _with_format(Image.fromarray(reduced), image.format)
+
+
+def _with_format(image: Image.Image, format: str | None) -> Image.Image:
+    """Pillow drops ``format`` on derived images; keep it for :attr:`DecodedImage.format`."""
+    image.format = format
+    return image
+
+
+def _split_channels(array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(H, W, 3|4) array -> (3, H, W) tensor and (1, H, W) alpha, dropping opaque alpha."""
+    rgb = torch.from_numpy(array[:, :, :3]).permute(2, 0, 1).contiguous()
+    if array.shape[2] == 3 or bool((array[:, :, 3] == 255).all()):
+        return rgb, None
+    alpha = torch.from_numpy(array[:, :, 3]).unsqueeze(0).contiguous()
+    return rgb, alpha
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_image(
+    rgb: torch.Tensor,
+    alpha: torch.Tensor | None = None,
+    *,
+    format: str = "png",
+    quality: int = 95,
+) -> bytes:
+    """Encode a ``(3, H, W)`` uint8 tensor (any device) as PNG, JPEG or WEBP bytes.
+
+    PNG and WEBP keep ``alpha`` (``(1, H, W)`` uint8); JPEG has no alpha and drops it.
+    ``quality`` (1..100) is used by JPEG and WEBP; PNG is lossless and ignores it. The
+    output is deterministic: no timestamps or other varying metadata are written.
+    """
+    fmt = normalise_format(format)
+    _check_quality(quality)
+    _check_rgb_alpha(rgb, alpha)
+    height, width = rgb.shape[1:]
+    if max(width, height) > _MAX_SIDE[fmt]:
+        raise OutputError(
+            f"cannot encode a {width}x{height} image as {fmt}: it allows at most "
+            f"{_MAX_SIDE[fmt]} pixels per side; choose another output format"
+        )
+    channels = [rgb] if alpha is None or fmt == "jpg" else [rgb, alpha]
+    # Each tensor moves separately: rgb and alpha may live on different devices.
+    array = torch.cat([t.detach().to("cpu") for t in channels]).permute(1, 2, 0).contiguous()
+    buffer = io.BytesIO()
+    try:
+        Image.fromarray(array.numpy()).save(buffer, _PILLOW_FORMAT[fmt], **_save_options(fmt, quality))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"cannot encode image as {fmt}: {_reason(exc)}") from exc
+    return buffer.getvalue()
+
+
+def extension_for(format: str) -> str:
+    """File extension (with dot) for an output format: ``"jpeg"`` -> ``".jpg"``."""
+    return "." + normalise_format(format)
+
+
+def normalise_format(format: str) -> str:
+    """``"JPEG"``, ``".jpg"`` -> ``"jpg"``; an unsupported format raises :class:`ConfigError`."""
+    fmt = str(format).strip().lower().lstrip(".")
+    fmt = _FORMAT_ALIASES.get(fmt, fmt)
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigError(
+            f"output format {format!r} is not supported; choose one of "
+            f"{', '.join(OUTPUT_FORMATS)} (or jpeg)"
+        )
+    return fmt
+
+
+def _check_quality(quality: int) -> None:
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ConfigError(f"quality must be an integer from 1 to 100, got {quality!r}")
+
+
+def _save_options(fmt: str, quality: int) -> dict[str, object]:
+    """Pillow ``save`` options: fast (``optimize`` off) and without variable metadata."""
+    if fmt == "png":
+        return {"compress_level": _PNG_COMPRESS_LEVEL, "optimize": False}
+    if fmt == "jpg":
+        # Full-resolution colour (4:4:4) at high quality keeps cartoon edges crisp;
+        # 4:2:0 halves colour resolution, which is fine when size matters more.
+        subsampling = "4:4:4" if quality >= 90 else "4:2:0"
+        return {"quality": quality, "optimize": False, "subsampling": subsampling}
+    return {"quality": quality, "method": 4}
+
+
+def _check_rgb_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+    """The one layout check for an (rgb, alpha) pair, shared by decoding and encoding."""
+    _check_uint8_chw(rgb, channels=3, what="rgb")
+    if alpha is not None:
+        _check_uint8_chw(alpha, channels=1, what="alpha")
+        if alpha.shape[1:] != rgb.shape[1:]:
+            raise ValueError(f"alpha is {tuple(alpha.shape)} but rgb is {tuple(rgb.shape)}")
+
+
+def _check_uint8_chw(tensor: torch.Tensor, *, channels: int, what: str) -> None:
+    """Programming errors (wrong layout) fail loudly, with the shape that was passed."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype != torch.uint8 or tensor.ndim != 3 or tensor.shape[0] != channels:
+        raise ValueError(
+            f"{what} must be a uint8 tensor of shape ({channels}, H, W), "
+            f"got {tensor.dtype} {tuple(tensor.shape)}"
+        )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _reason(exc: BaseException) -> str:
+    """Human reason for an exception: ``strerror`` for OS errors, else the message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
