@@ -62,4 +62,4 @@ def blend_to_uint8(photo: torch.Tensor, cartoon: torch.Tensor, style_weight: flo
     """
     photo_f = photo.float()
     mixed = photo_f + style_weight * (cartoon - photo_f) if style_weight != 1.0 else cartoon
-    return mixed.round_().clamp_(0, 255).to(torch.uint8)
+    return mixed.round().clamp_(0, 255).to(torch.uint8)

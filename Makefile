@@ -1,0 +1,37 @@
+# Every target sets up what it needs on first use: the virtual environment (.venv) and the
+# default model (converted into models/ from ../shared/models or downloaded, sha256 checked).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  := models/whitebox.json
+
+.PHONY: demo test bench lint readme-figure clean
+
+demo: $(MODEL)  ## cartoonize the sample portraits into out/
+	$(BIN)/cartoonkit demo -o out --overwrite
+
+test: $(MODEL)  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+bench: $(MODEL)  ## baseline benchmark on this machine, JSON in bench-results/
+	$(BIN)/cartoonkit bench --resolutions 512 1024 --json bench-results/$(shell hostname).json
+
+lint: $(STAMP)
+	$(BIN)/ruff check cartoonkit tests
+
+readme-figure: $(MODEL)  ## regenerate docs/before_after.jpg from the astronaut portrait
+	$(BIN)/python -m cartoonkit.analysis docs/before_after.jpg
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(MODEL): $(STAMP)
+	$(BIN)/cartoonkit models install whitebox
+
+clean:
+	rm -rf $(VENV) out bench-results .pytest_cache
