@@ -1,16 +1,38 @@
-"""Runs the network on a device: placement, padding to the network's size multiple, inference.
+"""Runs the network on a device: placement, precision, memory layout, compilation, batching.
 
 The engine sees only ``uint8`` RGB batches and gives back float RGB on the ``[0, 255]`` scale;
 decoding, resizing, blending and encoding belong to the pipeline.
+
+Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show what it buys:
+
+* ``precision``: the generator runs in float16 (CUDA) or bfloat16 (CPUs with AVX-512 BF16 or
+  AMX, through oneDNN); the guided-filter head always runs in float32, where its
+  ``var + eps`` would otherwise cancel catastrophically.
+* ``channels_last``: NHWC tensors, the layout oneDNN and cuDNN convolutions are fastest in.
+* ``compile``: ``torch.compile`` fuses the element-wise work around the convolutions.
+* ``bucket``: images are padded (bottom/right, cropped afterwards) up to a multiple of ``bucket``
+  pixels, so photos of similar size share one shape: they batch together and reuse compiled
+  graphs and cuDNN plans. The padding depends on a photo's own size only, never on its batch
+  companions, so a photo's result does not depend on what else was in its batch.
+* out-of-memory back-off: a batch that does not fit is split in halves and retried.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import torch
 
 from .errors import ConfigError
-from .network import CartoonNetwork
+from .hardware import cpu_supports_fast_bf16
+from .network import SIZE_MULTIPLE, CartoonNetwork
 from .transforms import network_to_rgb_float, pad_to_multiple, rgb_uint8_to_network
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -31,18 +53,81 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto``: float16 on CUDA, bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
+    if precision == "float16" and device.type == "cpu":
+        raise ConfigError("precision='float16': not supported on the CPU; use bfloat16 or float32")
+    return _DTYPES[precision]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The engine's speed switches; the defaults are what cartoonkit recommends."""
+
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    bucket: int = SIZE_MULTIPLE
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
+        if not isinstance(self.bucket, int) or self.bucket < SIZE_MULTIPLE or self.bucket % SIZE_MULTIPLE:
+            raise ConfigError(f"bucket={self.bucket!r}: must be a positive multiple of {SIZE_MULTIPLE}")
+
+
+def bucket_shape(height: int, width: int, bucket: int) -> tuple[int, int]:
+    """The padded shape a ``height x width`` image runs at: each side rounded up to ``bucket``."""
+    return -(-height // bucket) * bucket, -(-width // bucket) * bucket
+
+
 class Engine:
     """One warm network on one device."""
 
-    def __init__(self, network: CartoonNetwork, device: str | torch.device = "auto"):
+    def __init__(self, network: CartoonNetwork, device: str | torch.device = "auto",
+                 options: EngineOptions = EngineOptions()):
         self.device = resolve_device(device)
-        self.dtype = torch.float32
-        self.network = network.to(self.device).eval().requires_grad_(False)
+        self.options = options
+        self.dtype = resolve_precision(options.precision, self.device)
+        network = network.to(self.device).eval().requires_grad_(False)
+        network.generator.to(self.dtype)
+        if options.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = network
+        self._forward = torch.compile(network, dynamic=False) if options.compile else network
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
 
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
-        """``uint8`` RGB ``(N, 3, H, W)`` -> float RGB on ``[0, 255]`` (unclipped), on the engine's device."""
+        """``uint8`` RGB ``(N, 3, H, W)`` -> float RGB on ``[0, 255]`` (unclipped), on the engine's device.
+
+        All images of one call share one shape; see :meth:`run_many` for mixed sizes.
+        """
         height, width = rgb.shape[-2:]
-        x = rgb_uint8_to_network(rgb.to(self.device, non_blocking=True), self.dtype)
-        y = self.network(pad_to_multiple(x))
-        return network_to_rgb_float(y[..., :height, :width])
+        x = rgb_uint8_to_network(rgb.to(self.device, non_blocking=True))
+        x = pad_to_multiple(x, self.options.bucket)
+        if self.options.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self._run_with_backoff(x)
+        return network_to_rgb_float(y[..., :height, :width]).contiguous()
+
+    def _run_with_backoff(self, x: torch.Tensor) -> torch.Tensor:
+        """Run a batch; on CUDA out-of-memory, split it in halves and retry (down to one image)."""
+        try:
+            return self._forward(x)
+        except torch.OutOfMemoryError:
+            if x.shape[0] == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = x.shape[0] // 2
+            log.warning("out of memory on a batch of %d at %dx%d; retrying as %d + %d",
+                        x.shape[0], x.shape[-2], x.shape[-1], half, x.shape[0] - half)
+            return torch.cat([self._run_with_backoff(x[:half]), self._run_with_backoff(x[half:])])

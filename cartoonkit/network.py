@@ -156,7 +156,10 @@ class CartoonNetwork(nn.Module):
 
     def forward(self, photo_bgr: torch.Tensor) -> torch.Tensor:
         check_input_shape(photo_bgr)
-        return guided_filter(photo_bgr, self.generator(photo_bgr), self.radius, self.eps)
+        # The generator may run in reduced precision (the engine casts it); the guided filter stays
+        # in float32 because its ``var + eps`` cancels catastrophically in 16-bit formats.
+        styled = self.generator(photo_bgr.to(self.generator.conv0.weight.dtype)).float()
+        return guided_filter(photo_bgr.float(), styled, self.radius, self.eps)
 
 
 def check_input_shape(x: torch.Tensor) -> None:

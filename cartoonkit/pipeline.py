@@ -84,7 +84,7 @@ class Cartoonizer:
         with _timed(timings, "network", sync):
             cartoon = self.engine(photo[None])[0] if config.style_weight > 0 else None
         with _timed(timings, "postprocess", sync):
-            rgb = photo if cartoon is None else blend_to_uint8(photo, cartoon, config.style_weight)
+            rgb = photo if cartoon is None else blend_to_uint8(photo, cartoon.clamp(0, 255), config.style_weight)
         return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings, notes=decoded.notes)
 
     def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
