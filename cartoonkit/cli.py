@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import MAX_RESOLUTION, MIN_RESOLUTION, CartoonConfig
+from .engine import PRECISIONS
 from .errors import CartoonkitError
 from .imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, ImageLimits, extension_for
 
@@ -94,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {src}: {reason}", file=sys.stderr)
 
     if todo:
-        cartoonizer = Cartoonizer(model=args.model, device=args.device,
+        cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision,
                                   limits=ImageLimits(max_pixels=args.max_pixels))
         bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
         for src, dst in bar:
@@ -184,6 +185,8 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
                    help=f"JPEG/WEBP quality 1-100 (default {defaults.quality})")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto = float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16/AMX, else float32")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them, skip)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse inputs with more pixels than this, checked before decoding "

@@ -34,6 +34,12 @@ def kind_of(image: Any) -> str:
                             "uint8 array, a PIL image or a uint8 tensor")
 
 
+def check_output_kind(kind: str) -> str:
+    if kind not in OUTPUT_KINDS:
+        raise ConfigError(f"output={kind!r}: unknown, allowed {', '.join(OUTPUT_KINDS)}")
+    return kind
+
+
 def device_of(image: Any) -> torch.device:
     return image.device if isinstance(image, torch.Tensor) else torch.device("cpu")
 
@@ -74,14 +80,11 @@ def _from_channels_first(pixels: torch.Tensor, name: str, limits: ImageLimits) -
 
 def from_result(result, kind: str, config: CartoonConfig, device: torch.device = torch.device("cpu")) -> Any:
     """Convert a ``CartoonResult`` into the requested kind (see :data:`OUTPUT_KINDS`)."""
+    check_output_kind(kind)
     if kind == "bytes":
         return result.encode(config.format, config.quality)
     pixels = result.rgb if result.alpha is None else torch.cat([result.rgb, result.alpha.to(result.rgb.device)])
     if kind == "tensor":
         return pixels.to(device)
     array = pixels.permute(1, 2, 0).cpu().numpy()
-    if kind == "numpy":
-        return array
-    if kind == "pil":
-        return Image.fromarray(array)  # (H, W, 3) -> RGB, (H, W, 4) -> RGBA
-    raise ConfigError(f"output={kind!r}: unknown, allowed {', '.join(OUTPUT_KINDS)}")
+    return array if kind == "numpy" else Image.fromarray(array)  # (H, W, 3) -> RGB, (H, W, 4) -> RGBA

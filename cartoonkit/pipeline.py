@@ -13,7 +13,7 @@ import torch
 
 from . import imagetypes
 from .config import CartoonConfig
-from .engine import Engine
+from .engine import Engine, EngineOptions
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
 from .transforms import blend_to_uint8, resize_long_side
@@ -52,9 +52,13 @@ class Cartoonizer:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto", *,
+                 precision: str = "auto", engine_options: EngineOptions | None = None,
                  models_dir: str | os.PathLike | None = None, limits: ImageLimits = ImageLimits()):
+        """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
+        ``float32``, ``bfloat16`` or ``float16``; ``engine_options`` sets every engine switch at once."""
+        options = engine_options or EngineOptions(precision=precision)
         network, self.model_card = load_network(model, models_dir=Path(models_dir) if models_dir else None)
-        self.engine = Engine(network, device)
+        self.engine = Engine(network, device, options)
         self.limits = limits
 
     @property
@@ -64,7 +68,7 @@ class Cartoonizer:
     def __call__(self, image: Any, style_weight: float = 0.75, resolution: int = 1024, *,
                  output: str | None = None, format: str = "png", quality: int = 95) -> Any:
         config = CartoonConfig(style_weight=style_weight, resolution=resolution, format=format, quality=quality)
-        kind = output or imagetypes.kind_of(image)
+        kind = imagetypes.check_output_kind(output) if output else imagetypes.kind_of(image)
         timings: dict[str, float] = {}
         with _timed(timings, "decode"):
             decoded = imagetypes.to_decoded(image, self.limits)
