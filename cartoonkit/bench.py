@@ -1,7 +1,8 @@
 """Benchmarks: ms per image for the network alone and end to end (JPEG file in, PNG file out).
 
-Every row of one run is measured in the same process on the same photos, so rows compare
-with each other; absolute times only mean something on a named, otherwise idle machine.
+Every row of one run is measured in the same process on the same photos, so rows compare with
+each other; absolute times only mean something on a named, otherwise idle machine. Each engine
+switch is its own variant, so the table shows what each optimisation buys.
 """
 
 from __future__ import annotations
@@ -14,36 +15,74 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import CartoonConfig
+from .engine import EngineOptions, resolve_device
 from .hardware import cpu_flags
 from .imageio import read_image
+from .network import CartoonNetwork
 from .pipeline import Cartoonizer
 from .samples import sample_photos
 from .transforms import resize_long_side
 
+# Named engine configurations, from the plain port (the first baseline) to the recommended one.
+VARIANTS: dict[str, EngineOptions] = {
+    "eager-fp32": EngineOptions(precision="float32", channels_last=False),
+    "channels_last-fp32": EngineOptions(precision="float32"),
+    "channels_last-reduced": EngineOptions(precision="auto"),
+    "compiled-reduced": EngineOptions(precision="auto", compile=True),
+}
+DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
+
 
 @dataclass
 class BenchRow:
+    variant: str         # engine configuration, see VARIANTS
     name: str            # "model" or "end_to_end"
-    resolution: int      # long side in pixels
+    resolution: int      # long side in pixels (model rows: square images)
+    batch: int
     ms_per_image: float  # median over repeats
     images_per_second: float
+    precision: str
+    psnr_vs_fp32: float | None  # model rows: quality of this variant against eager float32
     repeats: int
     images: int
+    flop_fraction: float | None = None  # achieved / peak, where the peak is known
+
+
+def conv_flops(height: int, width: int) -> int:
+    """Multiply-adds x 2 of every convolution at ``height x width`` (the guided filter is negligible).
+
+    Counted with hooks on a small forward pass and scaled: every layer's cost is proportional to
+    the pixel count, as long as the size is a multiple of 4.
+    """
+    network, total = CartoonNetwork(), [0]
+
+    def hook(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total[0] += 2 * module.in_channels * module.out_channels * k * output.shape[-2] * output.shape[-1]
+
+    for m in network.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.inference_mode():
+        network(torch.zeros(1, 3, 64, 64))
+    return total[0] * (height * width) // (64 * 64)
 
 
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     flags = cpu_flags()
-    features = ", ".join(f for f in ("avx512f", "amx_bf16") if f in flags)
+    features = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads ({features})"
 
 
-def _median_seconds(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up: first-call allocations and kernel selection
+def median_seconds(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
+    for _ in range(warmup):  # first-call allocations, kernel selection, compilation
+        fn()
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -56,14 +95,32 @@ def _median_seconds(fn, repeats: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def bench_model(cartoonizer: Cartoonizer, photo: torch.Tensor, resolution: int, repeats: int) -> BenchRow:
-    """The network alone on one photo already resized and on the device (uint8 in, float out)."""
-    x = resize_long_side(photo, resolution)[None].to(cartoonizer.device)
-    seconds = _median_seconds(lambda: cartoonizer.engine(x), repeats, cartoonizer.device)
-    return BenchRow("model", resolution, seconds * 1e3, 1 / seconds, repeats, 1)
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images on the [0, 255] scale, after clipping (what would be saved)."""
+    mse = ((a.float().clamp(0, 255) - b.float().clamp(0, 255)) ** 2).mean().item()
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def bench_end_to_end(cartoonizer: Cartoonizer, files: list[Path], resolution: int, repeats: int) -> BenchRow:
+def square_photo(photo: torch.Tensor, size: int) -> torch.Tensor:
+    """A real photo centre-cropped to a square and resized to ``size x size``."""
+    h, w = photo.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return resize_long_side(photo[:, top:top + side, left:left + side].contiguous(), size)
+
+
+def bench_model(cartoonizer: Cartoonizer, variant: str, photo: torch.Tensor, resolution: int, batch: int,
+                repeats: int, reference: torch.Tensor | None) -> BenchRow:
+    x = square_photo(photo, resolution)[None].expand(batch, -1, -1, -1).contiguous().to(cartoonizer.device)
+    out = cartoonizer.engine(x[:1])
+    seconds = median_seconds(lambda: cartoonizer.engine(x), repeats, cartoonizer.device) / batch
+    quality = psnr(out, reference) if reference is not None else None
+    return BenchRow(variant, "model", resolution, batch, seconds * 1e3, 1 / seconds,
+                    str(cartoonizer.engine.dtype).removeprefix("torch."), quality, repeats, batch)
+
+
+def bench_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], resolution: int,
+                     repeats: int) -> BenchRow:
     """Decode, resize, network, blend, encode and atomic write for every file, one at a time."""
     config = CartoonConfig(resolution=resolution, format="png")
     with tempfile.TemporaryDirectory(prefix="cartoonkit-bench-") as tmp:
@@ -71,24 +128,36 @@ def bench_end_to_end(cartoonizer: Cartoonizer, files: list[Path], resolution: in
             for i, f in enumerate(files):
                 cartoonizer.cartoonize_file(f, Path(tmp) / f"{i}.png", config)
 
-        seconds = _median_seconds(run_all, repeats, cartoonizer.device) / len(files)
-    return BenchRow("end_to_end", resolution, seconds * 1e3, 1 / seconds, repeats, len(files))
+        seconds = median_seconds(run_all, repeats, cartoonizer.device) / len(files)
+    return BenchRow(variant, "end_to_end", resolution, 1, seconds * 1e3, 1 / seconds,
+                    str(cartoonizer.engine.dtype).removeprefix("torch."), None, repeats, len(files))
 
 
 def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto", model: str = "whitebox",
-                   output: Path | None = None, images: str | None = None, print_table: bool = True) -> dict:
-    cartoonizer = Cartoonizer(model=model, device=device)
+                   output: Path | None = None, images: str | None = None, variants: list[str] | None = None,
+                   batch_sizes: list[int] | None = None, end_to_end: bool = True,
+                   print_table: bool = True) -> dict:
     files = sorted(Path(images).glob("*.jp*g")) if images else sample_photos()
     photo = read_image(files[0]).rgb
-    rows = []
-    for resolution in resolutions:
-        rows.append(bench_model(cartoonizer, photo, resolution, repeats))
-        rows.append(bench_end_to_end(cartoonizer, files, resolution, max(1, repeats // 2)))
+    rows: list[BenchRow] = []
+    references: dict[int, torch.Tensor] = {}
+    for variant in variants or DEFAULT_VARIANTS:
+        cartoonizer = Cartoonizer(model=model, device=device, engine_options=VARIANTS[variant])
+        for resolution in resolutions:
+            if resolution not in references:  # eager float32 on the same device is the quality reference
+                reference_engine = Cartoonizer(model=model, device=device, engine_options=VARIANTS["eager-fp32"])
+                references[resolution] = reference_engine.engine(square_photo(photo, resolution)[None]
+                                                                 .to(reference_engine.device))
+            for batch in batch_sizes or [1]:
+                rows.append(bench_model(cartoonizer, variant, photo, resolution, batch, repeats,
+                                        references[resolution]))
+            if end_to_end:
+                rows.append(bench_end_to_end(cartoonizer, variant, files, resolution, max(1, repeats // 2)))
     result = {
-        "machine": machine_description(cartoonizer.device),
-        "device": str(cartoonizer.device),
+        "machine": machine_description(resolve_device(device)),
         "torch": torch.__version__,
-        "precision": str(cartoonizer.engine.dtype).removeprefix("torch."),
+        "photos": [f.name for f in files],
+        "gflop_per_image": {str(r): round(conv_flops(r, r) / 1e9, 1) for r in resolutions},
         "rows": [asdict(r) for r in rows],
     }
     if print_table:
@@ -100,11 +169,12 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
 
 
 def format_table(result: dict) -> str:
-    lines = [f"machine: {result['machine']} | device {result['device']} | torch {result['torch']} | "
-             f"{result['precision']}", "",
-             "| what | resolution | ms / image | images / s | images x repeats |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [f"machine: {result['machine']} | torch {result['torch']} | "
+             f"GFLOP per square image: {result['gflop_per_image']}", "",
+             "| variant | what | resolution | batch | precision | ms / image | images / s | PSNR vs fp32 (dB) |",
+             "|---|---|---:|---:|---|---:|---:|---:|"]
     for r in result["rows"]:
-        lines.append(f"| {r['name']} | {r['resolution']} | {r['ms_per_image']:.1f} | {r['images_per_second']:.2f} | "
-                     f"{r['images']} x {r['repeats']} |")
+        quality = "" if r["psnr_vs_fp32"] is None else f"{r['psnr_vs_fp32']:.1f}"
+        lines.append(f"| {r['variant']} | {r['name']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
+                     f"{r['ms_per_image']:.1f} | {r['images_per_second']:.2f} | {quality} |")
     return "\n".join(lines)

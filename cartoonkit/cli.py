@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .bench import DEFAULT_VARIANTS, VARIANTS
 from .config import MAX_RESOLUTION, MIN_RESOLUTION, CartoonConfig
 from .engine import PRECISIONS
 from .errors import CartoonkitError
@@ -160,7 +161,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
     run_benchmarks(resolutions=args.resolutions, repeats=args.repeats, device=args.device,
-                   model=args.model, output=Path(args.json) if args.json else None, images=args.images)
+                   model=args.model, output=Path(args.json) if args.json else None, images=args.images,
+                   variants=args.variants, batch_sizes=args.batch_sizes, end_to_end=not args.model_only)
     return EXIT_OK
 
 
@@ -234,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--images", default=None, help="folder of JPEG photos for the end-to-end rows "
                                                       "(default: the sample portraits)")
     bench.add_argument("--json", default=None, help="also write the results as JSON here")
+    bench.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS),
+                       help=f"engine configurations to compare (default: {' '.join(DEFAULT_VARIANTS)})")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="model rows per batch size")
+    bench.add_argument("--model-only", action="store_true", help="skip the end-to-end rows")
     bench.set_defaults(func=cmd_bench)
 
     doctor = sub.add_parser("doctor", help="what hardware is here and how cartoonkit will use it")
