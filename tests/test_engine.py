@@ -1,0 +1,123 @@
+"""The engine's switches: precision, memory layout, compilation, buckets, out-of-memory back-off."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from cartoonkit import engine as engine_module
+from cartoonkit.bench import psnr, square_photo
+from cartoonkit.engine import Engine, EngineOptions, bucket_shape, resolve_precision
+from cartoonkit.errors import ConfigError
+from cartoonkit.imageio import read_image
+from cartoonkit.weights import load_network
+
+
+@pytest.fixture(scope="module")
+def photos(shared_images):
+    """Two real photos at 256 x 192 (same shape, so they batch) and one at 192 x 256."""
+    a = square_photo(read_image(shared_images / "wb_actress2.jpg").rgb, 256)[:, :, 32:224].contiguous()
+    b = square_photo(read_image(shared_images / "wb_party5.jpg").rgb, 256)[:, :, :192].contiguous()
+    c = square_photo(read_image(shared_images / "wb_liuyifei4.jpg").rgb, 256)[:, 32:224].contiguous()
+    return a, b, c
+
+
+def make_engine(models_dir, **options) -> Engine:
+    return Engine(load_network(models_dir=models_dir)[0], "cpu", EngineOptions(**options))
+
+
+def test_precision_resolution(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cuda) == torch.float16
+    monkeypatch.setattr(engine_module, "cpu_supports_fast_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(engine_module, "cpu_supports_fast_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == torch.float32
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(ConfigError, match="float16.*CPU"):
+        resolve_precision("float16", cpu)
+    with pytest.raises(ConfigError, match="precision='half'"):
+        EngineOptions(precision="half")
+    with pytest.raises(ConfigError, match="bucket"):
+        EngineOptions(bucket=30)
+
+
+def test_bucket_shape():
+    assert bucket_shape(256, 171, 64) == (256, 192)
+    assert bucket_shape(256, 192, 64) == (256, 192)
+    assert bucket_shape(5, 9, 4) == (8, 12)
+
+
+def test_reduced_precision_keeps_40_db_on_real_photos(models_dir, photos):
+    reference = make_engine(models_dir, precision="float32", channels_last=False)
+    bf16 = make_engine(models_dir, precision="bfloat16")
+    for photo in photos:
+        quality = psnr(bf16(photo[None]), reference(photo[None]))
+        assert 40 <= quality < float("inf"), quality  # reduced, really: not bit-identical
+
+
+def test_channels_last_changes_layout_not_result(models_dir, photos):
+    plain = make_engine(models_dir, precision="float32", channels_last=False)
+    nhwc = make_engine(models_dir, precision="float32", channels_last=True)
+    x = torch.stack(photos[:2])
+    torch.testing.assert_close(nhwc(x), plain(x), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_result_does_not_depend_on_batch_companions(models_dir, photos, precision):
+    engine = make_engine(models_dir, precision=precision, bucket=64)
+    a, b, _ = photos
+    alone = engine(a[None])[0]
+    together = engine(torch.stack([b, a]))[1]
+    tolerance = 1e-2 if precision == "float32" else 0.5  # levels on the 0-255 scale
+    assert (alone - together).abs().max() <= tolerance
+
+
+def test_bucket_padding_is_cropped_and_barely_changes_the_border(models_dir, photos):
+    exact = make_engine(models_dir, precision="float32")
+    bucketed = make_engine(models_dir, precision="float32", bucket=64)
+    photo = photos[0][:, :250, :190]  # 250 x 190 -> padded to 256 x 192
+    out = bucketed(photo[None])
+    assert out.shape == (1, 3, 250, 190)
+    assert psnr(out, exact(photo[None])) > 40
+
+
+def test_out_of_memory_halves_the_batch_and_completes(models_dir, photos, monkeypatch, caplog):
+    engine = make_engine(models_dir, precision="float32")
+    x = torch.stack([photos[0], photos[1], photos[0], photos[1]])
+    expected = engine(x)
+    real_forward, sizes = engine._forward, []
+
+    def small_memory(batch):
+        sizes.append(batch.shape[0])
+        if batch.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(batch)
+
+    monkeypatch.setattr(engine, "_forward", small_memory)
+    with caplog.at_level(logging.WARNING, logger="cartoonkit.engine"):
+        got = engine(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-2)
+    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+    assert "out of memory on a batch of 4" in caplog.text
+
+    monkeypatch.setattr(engine, "_forward", lambda batch: (_ for _ in ()).throw(torch.OutOfMemoryError("oom")))
+    with pytest.raises(torch.OutOfMemoryError):
+        engine(x[:1])
+
+
+def test_compiled_engine_matches_eager(models_dir, photos):
+    eager = make_engine(models_dir, precision="float32")
+    compiled = make_engine(models_dir, precision="float32", compile=True)
+    x = photos[0][None, :, :64, :64].contiguous()
+    torch.testing.assert_close(compiled(x), eager(x), rtol=0, atol=1e-2)
+
+
+@pytest.mark.gpu
+def test_cuda_half_precision_quality(models_dir, photos):
+    reference = make_engine(models_dir, precision="float32")
+    gpu = Engine(load_network(models_dir=models_dir)[0], "cuda", EngineOptions(precision="float16"))
+    for photo in photos:
+        assert psnr(gpu(photo[None]).cpu(), reference(photo[None])) >= 40
