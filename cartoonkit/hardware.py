@@ -1,11 +1,46 @@
-"""What hardware is here: device names, memory and the CPU features that decide precision."""
+"""What hardware is here, and the settings cartoonkit recommends for it.
+
+Profiles hold what a data sheet says about a device (memory, bf16 support, a rough dense fp16
+tensor throughput for the FLOP-floor column of the benchmark). The batch size is not in the
+profile: it comes from the memory one image actually needs at the chosen resolution, measured on
+the device by :func:`measure_image_memory`, so it is right for whatever card is present.
+"""
 
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    match: tuple[str, ...]       # substrings of torch.cuda.get_device_name()
+    memory_gib: float
+    bf16: bool                   # hardware bfloat16 (Ampere and newer)
+    dense_fp16_tflops: float     # data-sheet peak for dense fp16 tensor-core math
+    compile: bool                # whether torch.compile is recommended (pays back its start-up on long runs)
+    note: str
+
+
+PROFILES: tuple[DeviceProfile, ...] = (
+    DeviceProfile("T4", ("T4",), 16, False, 65, True, "Turing: float16 only, modest bandwidth; keep batches small"),
+    DeviceProfile("RTX 3090", ("3090",), 24, True, 71, True, "Ampere consumer card"),
+    DeviceProfile("A10", ("A10",), 24, True, 125, True, "Ampere data-centre card"),
+    DeviceProfile("L4", ("L4",), 24, True, 121, True, "Ada: efficient, low bandwidth (300 GB/s)"),
+    DeviceProfile("A100", ("A100",), 40, True, 312, True, "Ampere; 40 or 80 GiB"),
+    DeviceProfile("H100", ("H100",), 80, True, 989, True, "Hopper; SXM figures (PCIe is lower)"),
+    DeviceProfile("H200", ("H200",), 141, True, 989, True, "Hopper with 141 GiB HBM3e"),
+)
+
+
+def find_profile(device_name: str) -> DeviceProfile | None:
+    # Longest match first, so "A100" is not taken for "A10".
+    candidates = [(len(m), p) for p in PROFILES for m in p.match if m.lower() in device_name.lower()]
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
 def cpu_flags() -> set[str]:
@@ -19,24 +54,96 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_model_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_supports_fast_bf16(flags: set[str] | None = None) -> bool:
     """AMX or AVX-512 BF16 make bfloat16 convolutions fast through oneDNN."""
     flags = cpu_flags() if flags is None else flags
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
-def describe() -> str:
+def measure_image_memory(device: torch.device, resolution: int, dtype: torch.dtype) -> int:
+    """Peak bytes the network needs for one ``resolution x resolution`` image, measured on a CUDA device."""
+    from .network import CartoonNetwork
+
+    network = CartoonNetwork().to(device).eval()
+    network.generator.to(dtype)
+    x = torch.zeros(1, 3, resolution, resolution, device=device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    with torch.inference_mode():
+        network(x)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    device: str
+    precision: str
+    batch_size: int
+    compile: bool
+    reasons: tuple[str, ...]
+
+
+def recommend(device: torch.device, resolution: int = 1024, memory_fraction: float = 0.6) -> Recommendation:
+    """Settings for ``device`` at ``resolution``, with the reason for each."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        profile = find_profile(name)
+        precision = "float16"
+        free, total = torch.cuda.mem_get_info(device)
+        per_image = measure_image_memory(device, resolution, torch.float16)
+        batch = max(1, min(64, int(free * memory_fraction // per_image)))
+        reasons = (
+            f"{name}: float16 tensor cores" + (" (bfloat16 also supported)" if profile and profile.bf16 else ""),
+            f"one {resolution}x{resolution} image needs {per_image / 2**20:.0f} MiB (measured); "
+            f"{memory_fraction:.0%} of the {free / 2**30:.1f} GiB free fits a batch of {batch}",
+            "torch.compile pays back its start-up on folders of more than a few dozen photos",
+            profile.note if profile else "no profile for this card: settings come from the measurement alone",
+        )
+        return Recommendation(str(device), precision, batch, True, reasons)
+    fast_bf16 = cpu_supports_fast_bf16()
+    precision = "bfloat16" if fast_bf16 else "float32"
+    reasons = (
+        f"CPU {cpu_model_name()}: " + ("AVX-512 BF16/AMX present, bfloat16 through oneDNN is about twice as "
+                                       "fast as float32 at > 40 dB PSNR" if fast_bf16 else
+                                       "no fast bfloat16 instructions, float32"),
+        "batch 1: the CPU's cores are already busy on one image; see BENCHMARKS.md for the measured batch effect",
+        "torch.compile: small gain on CPU, not worth its start-up for a handful of photos",
+    )
+    return Recommendation("cpu", precision, 1, False, reasons)
+
+
+def describe(resolution: int = 1024) -> str:
     flags = cpu_flags()
     lines = [
         f"torch {torch.__version__}, python {platform.python_version()}",
-        f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
-        f"AVX-512: {'avx512f' in flags}, AMX-BF16: {'amx_bf16' in flags}, AVX512-BF16: {'avx512_bf16' in flags}",
+        f"CPU: {cpu_model_name()}, {torch.get_num_threads()} threads; AVX-512: {'avx512f' in flags}, "
+        f"AVX512-BF16: {'avx512_bf16' in flags}, AMX-BF16: {'amx_bf16' in flags}",
     ]
+    devices = [torch.device("cpu")]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
             lines.append(f"cuda:{i}: {p.name}, {p.total_memory / 2**30:.1f} GiB, "
                          f"compute capability {p.major}.{p.minor}")
+            devices.append(torch.device(f"cuda:{i}"))
     else:
         lines.append("CUDA: not available; cartoonkit runs on the CPU")
+    for device in devices:
+        rec = recommend(device, resolution)
+        lines.append(f"\nrecommended on {rec.device} at {resolution}px: precision={rec.precision}, "
+                     f"batch={rec.batch_size}, compile={'on' if rec.compile else 'off'}")
+        lines += [f"  - {r}" for r in rec.reasons]
+    lines.append("\nknown GPU profiles: " + ", ".join(p.name for p in PROFILES))
     return "\n".join(lines)

@@ -121,3 +121,28 @@ def test_cuda_half_precision_quality(models_dir, photos):
     gpu = Engine(load_network(models_dir=models_dir)[0], "cuda", EngineOptions(precision="float16"))
     for photo in photos:
         assert psnr(gpu(photo[None]).cpu(), reference(photo[None])) >= 40
+
+
+def test_hardware_profiles_and_cpu_recommendation():
+    from cartoonkit import hardware
+
+    assert hardware.find_profile("NVIDIA A100-SXM4-80GB").name == "A100"
+    assert hardware.find_profile("NVIDIA A10").name == "A10"
+    assert hardware.find_profile("NVIDIA H100 80GB HBM3").name == "H100"
+    assert hardware.find_profile("Tesla T4").name == "T4"
+    assert hardware.find_profile("Some Future GPU") is None
+    assert hardware.cpu_supports_fast_bf16({"avx512f", "avx512_bf16"})
+    assert not hardware.cpu_supports_fast_bf16({"avx2"})
+    rec = hardware.recommend(torch.device("cpu"))
+    assert rec.precision == ("bfloat16" if hardware.cpu_supports_fast_bf16() else "float32")
+    assert rec.batch_size >= 1 and rec.reasons
+
+
+@pytest.mark.gpu
+def test_cuda_recommendation_measures_memory():
+    from cartoonkit import hardware
+
+    device = torch.device("cuda")
+    small, large = (hardware.measure_image_memory(device, r, torch.float16) for r in (256, 512))
+    assert 3 < large / small < 5  # activations scale with the pixel count
+    assert hardware.recommend(device, 1024).batch_size >= 1
