@@ -1,0 +1,171 @@
+"""Benchmark peers: the ONNX export and ONNX Runtime, the naive PIL + eager pipeline, the TFLite interpreter."""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cartoonkit.errors import CartoonkitError, ConfigError
+from cartoonkit.export import INPUT_NAME, OUTPUT_NAME, MissingDependencyError, export_onnx, verify_onnx
+from cartoonkit.peers import ModelRunner, NaivePipeline, OnnxRuntimeRunner, TFLiteRunner
+
+TRACE = (64, 64)
+PORTRAIT = "wb_actress2.jpg"  # 756x1024, no EXIF orientation (the naive pipeline ignores EXIF)
+EXPORT_TOLERANCE = 1e-4  # float32 in both; measured ~1e-6
+
+
+def _photo_bgr_nchw(path, height: int, width: int) -> np.ndarray:
+    """A real photo as the network takes it: (1, 3, H, W) float32 BGR in [-1, 1]."""
+    bgr = cv2.resize(cv2.imread(str(path)), (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray((bgr.astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None])
+
+
+@pytest.fixture(scope="module")
+def network(models_dir):
+    from cartoonkit.weights import load_network
+
+    return load_network("whitebox", models_dir=models_dir)[0]
+
+
+@pytest.fixture(scope="module")
+def onnx_tools():
+    """Skip (rather than fail) the ONNX tests where the ``bench``/``test`` extra is not installed."""
+    for module in ("onnxruntime", "onnxscript"):
+        pytest.importorskip(module)
+    return pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(network, onnx_tools, tmp_path_factory):
+    """The default export (dynamo exporter, dynamic axes), traced at 64x64."""
+    return export_onnx(network, tmp_path_factory.mktemp("onnx") / "cartoon.onnx", height=TRACE[0], width=TRACE[1])
+
+
+def _input_dims(path) -> list[int | str]:
+    import onnx
+
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_param or d.dim_value for d in dims]
+
+
+def test_dynamic_export_matches_pytorch_at_sizes_other_than_the_trace(dynamic_onnx, onnx_tools, network,
+                                                                    shared_images):
+    model = onnx_tools.load(str(dynamic_onnx))
+    assert [i.name for i in model.graph.input] == [INPUT_NAME]
+    assert [o.name for o in model.graph.output] == [OUTPUT_NAME]
+    batch, channels, height, width = _input_dims(dynamic_onnx)
+    assert channels == 3 and all(isinstance(d, str) for d in (batch, height, width))
+
+    photo = _photo_bgr_nchw(shared_images / PORTRAIT, 96, 128)
+    assert verify_onnx(dynamic_onnx, network, photo) <= EXPORT_TOLERANCE
+    pair = np.concatenate([_photo_bgr_nchw(shared_images / n, 160, 120) for n in ("wb_party5.jpg", "wb_london1.jpg")])
+    assert verify_onnx(dynamic_onnx, network, [pair, torch.from_numpy(photo[..., :32, :44])]) <= EXPORT_TOLERANCE
+
+
+def test_static_export_has_the_fixed_shape(network, onnx_tools, shared_images, tmp_path):
+    path = export_onnx(network, tmp_path / "fixed.onnx", height=96, width=128, dynamic=False)
+    assert _input_dims(path) == [1, 3, 96, 128]
+    assert verify_onnx(path, network, _photo_bgr_nchw(shared_images / PORTRAIT, 96, 128)) <= EXPORT_TOLERANCE
+
+
+def test_legacy_torchscript_exporter_writes_opset_17_and_is_dynamic_too(network, onnx_tools, shared_images,
+                                                                       tmp_path):
+    path = export_onnx(network, tmp_path / "legacy.onnx", height=64, width=64, opset=17, dynamo=False)
+    assert {o.domain: o.version for o in onnx_tools.load(str(path)).opset_import}[""] == 17
+    assert verify_onnx(path, network, _photo_bgr_nchw(shared_images / PORTRAIT, 96, 128)) <= EXPORT_TOLERANCE
+
+
+def test_export_rejects_bad_settings(network, tmp_path):
+    with pytest.raises(ConfigError, match="height and width"):
+        export_onnx(network, tmp_path / "x.onnx", dynamic=False)
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        export_onnx(network, tmp_path / "x.onnx", height=98)
+    with pytest.raises(ConfigError, match="dynamo=False"):
+        export_onnx(network, tmp_path / "x.onnx", opset=17)
+
+
+def test_onnxruntime_runner_matches_pytorch_and_checks_its_input(dynamic_onnx, network, shared_images):
+    runner = OnnxRuntimeRunner(dynamic_onnx)
+    assert isinstance(runner, ModelRunner) and runner.layout == "NCHW"
+    if not torch.cuda.is_available():
+        assert runner.providers == ["CPUExecutionProvider"] and runner.name == "onnxruntime-cpu-fp32"
+    x = _photo_bgr_nchw(shared_images / PORTRAIT, 128, 96)
+    with torch.inference_mode():
+        expected = network(torch.from_numpy(x)).numpy()
+    assert np.abs(runner.run(x) - expected).max() <= EXPORT_TOLERANCE
+    with pytest.raises(ValueError, match="multiples of 4"):
+        runner.run(x[..., :126, :])
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        runner.run(x[0])
+
+
+@pytest.fixture(scope="module")
+def float32_cartoonizer(models_dir):
+    from cartoonkit import Cartoonizer
+
+    return Cartoonizer(device="cpu", precision="float32")
+
+
+def test_naive_pipeline_writes_the_cropped_size_and_agrees_with_cartoonkit(
+        network, float32_cartoonizer, shared_images, tmp_path):
+    """Same network, different preprocessing, so images agree on average but not pixel for pixel.
+
+    The naive pipeline resizes with PIL bicubic and crops to multiples of 8; cartoonkit resizes with
+    antialiased bilinear and keeps every pixel. The inputs differ by a level or two, and the network's
+    hard-edged output turns that into a mean difference of ~1.5-2.7 levels (of 255) on real photos,
+    with single pixels on edges differing by up to ~100; we allow a mean of 4. The cartoon differs
+    from the photo itself by far more, so the check cannot pass on a pipeline that skipped the network.
+    """
+    naive = NaivePipeline(network)
+    src = shared_images / PORTRAIT  # 756 x 1024 (w x h): at 256 -> 189 x 256, cropped to 184 x 256
+    dst = tmp_path / "naive.png"
+    assert naive.process_file(src, dst, 256) == (256, 184)
+    with Image.open(dst) as written:
+        assert written.size == (184, 256) and written.mode == "RGB"
+        got = np.asarray(written).astype(np.float64)
+
+    ours = float32_cartoonizer(src, style_weight=1.0, resolution=256, output="numpy")
+    assert ours.shape == (256, 189, 3)
+    mean_diff = np.abs(got - ours[:256, :184]).mean()
+    assert mean_diff <= 4.0, f"mean abs difference {mean_diff:.2f} levels"
+    photo = naive.load_photo(src, 256).astype(np.float64)
+    assert np.abs(got - photo).mean() > 3 * mean_diff
+
+    # The model step alone: the same float32 numbers as cartoonkit's engine on the same tensor.
+    x = naive.to_network(naive.load_photo(src, 256))
+    with torch.inference_mode():
+        engine_out = float32_cartoonizer.engine.network(x)
+    assert (naive.model_only(x) - engine_out).abs().max() <= 1e-4
+    assert np.abs(naive.run(x.numpy()) - engine_out.numpy()).max() <= 1e-4
+
+
+def test_tflite_runner_matches_pytorch_at_224(tflite_file, network, shared_images):
+    runner = TFLiteRunner(tflite_file)
+    assert isinstance(runner, ModelRunner) and runner.layout == "NHWC" and runner.input_shape == (1, 224, 224, 3)
+    for name in (PORTRAIT, "wb_party5.jpg"):
+        x = _photo_bgr_nchw(shared_images / name, 224, 224)
+        with torch.inference_mode():
+            expected = network(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+        diff = np.abs(runner.run(x.transpose(0, 2, 3, 1)) - expected).max()
+        assert diff <= 2e-4, f"{name}: max abs difference {diff:.2e}"
+    with pytest.raises(ValueError, match=r"exactly shape \(1, 224, 224, 3\)"):
+        runner.run(np.zeros((1, 256, 256, 3), np.float32))
+
+
+@pytest.mark.parametrize("modules,make", [
+    (("onnxruntime",), lambda path: OnnxRuntimeRunner(path)),
+    (("ai_edge_litert", "ai_edge_litert.interpreter"), lambda path: TFLiteRunner(path)),
+    (("onnxscript",), lambda path: export_onnx(torch.nn.Identity(), path)),
+])
+def test_missing_optional_dependency_names_the_extra(modules, make, monkeypatch, tmp_path):
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)  # makes "import module" raise ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install 'cartoonkit\[bench\]'") as info:
+        make(tmp_path / "model")
+    assert isinstance(info.value, CartoonkitError) and isinstance(info.value, ImportError)
+    assert modules[-1] in str(info.value)
