@@ -133,11 +133,58 @@ def bench_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], 
                     str(cartoonizer.engine.dtype).removeprefix("torch."), None, repeats, len(files))
 
 
+def bench_peers(model: str, photo: torch.Tensor, resolutions: list[int], repeats: int,
+                references: dict[int, torch.Tensor], tflite_file: Path | None) -> tuple[list[BenchRow], dict]:
+    """Model-alone rows for ONNX Runtime (our export, parity-checked) and the TFLite interpreter (224 only)."""
+    from .export import export_onnx, verify_onnx
+    from .peers import OnnxRuntimeRunner, TFLiteRunner
+    from .transforms import network_to_rgb_float, rgb_uint8_to_network
+    from .weights import load_network
+
+    cpu = torch.device("cpu")
+    network, _ = load_network(model)
+    rows, checks = [], {}
+    with tempfile.TemporaryDirectory(prefix="cartoonkit-onnx-") as tmp:
+        onnx_path = export_onnx(network, Path(tmp) / "cartoon.onnx", dynamic=True)
+        runner = OnnxRuntimeRunner(onnx_path)
+        for resolution in resolutions:
+            x = rgb_uint8_to_network(square_photo(photo, resolution)[None]).numpy()
+            checks[f"onnx_max_abs_diff_{resolution}"] = verify_onnx(onnx_path, network, torch.from_numpy(x))
+            seconds = median_seconds(lambda x=x: runner.run(x), repeats, cpu)
+            out = network_to_rgb_float(torch.from_numpy(runner.run(x)))
+            rows.append(BenchRow(runner.name, "model", resolution, 1, seconds * 1e3, 1 / seconds, "float32",
+                                 psnr(out, references[resolution].cpu()), repeats, 1))
+    if tflite_file is not None:
+        tflite = TFLiteRunner(tflite_file)
+        x = rgb_uint8_to_network(square_photo(photo, 224)[None]).permute(0, 2, 3, 1).contiguous().numpy()
+        seconds = median_seconds(lambda: tflite.run(x), repeats, cpu)
+        rows.append(BenchRow(tflite.name, "model", 224, 1, seconds * 1e3, 1 / seconds, "float32 (fp16 weights)",
+                             None, repeats, 1))
+    return rows, checks
+
+
+def bench_naive_end_to_end(model: str, files: list[Path], resolution: int, repeats: int) -> BenchRow:
+    """The pipeline as commonly deployed (PIL decode, float32 eager, batch 1, PIL encode), file in, file out."""
+    from .peers import NaivePipeline
+
+    naive = NaivePipeline.from_model(model)
+    with tempfile.TemporaryDirectory(prefix="cartoonkit-bench-") as tmp:
+        def run_all():
+            for i, f in enumerate(files):
+                naive.process_file(f, Path(tmp) / f"{i}.png", resolution)
+
+        seconds = median_seconds(run_all, repeats, torch.device("cpu"), warmup=0) / len(files)
+    return BenchRow(naive.name, "end_to_end", resolution, 1, seconds * 1e3, 1 / seconds, "float32", None,
+                    repeats, len(files))
+
+
 def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto", model: str = "whitebox",
                    output: Path | None = None, images: str | None = None, variants: list[str] | None = None,
-                   batch_sizes: list[int] | None = None, end_to_end: bool = True,
-                   print_table: bool = True) -> dict:
+                   batch_sizes: list[int] | None = None, end_to_end: bool = True, peers: bool = False,
+                   end_to_end_count: int | None = None, print_table: bool = True) -> dict:
     files = sorted(Path(images).glob("*.jp*g")) if images else sample_photos()
+    if end_to_end_count:  # e.g. "twenty 1024-pixel JPEGs": cycle through the photos we have
+        files = [files[i % len(files)] for i in range(end_to_end_count)]
     photo = read_image(files[0]).rgb
     rows: list[BenchRow] = []
     references: dict[int, torch.Tensor] = {}
@@ -153,11 +200,21 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
                                         references[resolution]))
             if end_to_end:
                 rows.append(bench_end_to_end(cartoonizer, variant, files, resolution, max(1, repeats // 2)))
+    checks: dict = {}
+    if peers:
+        from .weights.registry import KNOWN_MODELS, find_local_source
+
+        tflite = find_local_source(KNOWN_MODELS["whitebox"]) if model == "whitebox" else None
+        peer_rows, checks = bench_peers(model, photo, resolutions, repeats, references, tflite)
+        rows += peer_rows
+        if end_to_end:
+            rows += [bench_naive_end_to_end(model, files, r, max(1, repeats // 2)) for r in resolutions]
     result = {
         "machine": machine_description(resolve_device(device)),
         "torch": torch.__version__,
         "photos": [f.name for f in files],
         "gflop_per_image": {str(r): round(conv_flops(r, r) / 1e9, 1) for r in resolutions},
+        "checks": checks,
         "rows": [asdict(r) for r in rows],
     }
     if print_table:
@@ -170,7 +227,10 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
 
 def format_table(result: dict) -> str:
     lines = [f"machine: {result['machine']} | torch {result['torch']} | "
-             f"GFLOP per square image: {result['gflop_per_image']}", "",
+             f"GFLOP per square image: {result['gflop_per_image']}",
+             f"photos: {', '.join(dict.fromkeys(result['photos']))} "
+             f"({len(result['photos'])} files per end-to-end pass)",
+             *(f"{k}: {v:.2e}" for k, v in result.get("checks", {}).items()), "",
              "| variant | what | resolution | batch | precision | ms / image | images / s | PSNR vs fp32 (dB) |",
              "|---|---|---:|---:|---|---:|---:|---:|"]
     for r in result["rows"]:
