@@ -19,11 +19,10 @@ from .bench import DEFAULT_VARIANTS, VARIANTS
 from .config import MAX_RESOLUTION, MIN_RESOLUTION, CartoonConfig
 from .engine import PRECISIONS
 from .errors import CartoonkitError
-from .imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, ImageLimits, extension_for
+from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
 
 log = logging.getLogger("cartoonkit")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 
@@ -118,6 +117,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if report.failed else EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .batch import run_batch
+
+    config = CartoonConfig(style_weight=args.style_weight, resolution=args.resolution,
+                           format=args.format, quality=args.quality)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    report = run_batch(args.input, args.output, config, model=args.model, device=args.device, devices=devices,
+                       precision=args.precision, limits=ImageLimits(max_pixels=args.max_pixels),
+                       batch_size=args.batch_size, workers=args.workers, io_threads=args.io_threads,
+                       resume=args.resume, overwrite=args.overwrite, report_path=args.report,
+                       progress=not args.quiet, echo=lambda line: tqdm.write(line, file=sys.stderr))
+    if not args.quiet:
+        shown = 20
+        for src, reason in report.skipped[:shown]:
+            print(f"skipped: {src}: {reason}", file=sys.stderr)
+        if len(report.skipped) > shown:
+            print(f"skipped: ... and {len(report.skipped) - shown} more (see the report)", file=sys.stderr)
+    if report.stopped:
+        print(f"error: {report.stopped}; stopped with {report.not_processed} file(s) not processed: "
+              "fix that and rerun with --resume", file=sys.stderr)
+    print(report.summary())
+    if report.report_path is not None:
+        print(f"report: {report.report_path}")
+    if report.interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if report.stopped:
+        return EXIT_USAGE
+    return EXIT_FAILURES if report.failed else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .samples import sample_photos
 
@@ -162,14 +194,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     run_benchmarks(resolutions=args.resolutions, repeats=args.repeats, device=args.device,
                    model=args.model, output=Path(args.json) if args.json else None, images=args.images,
-                   variants=args.variants, batch_sizes=args.batch_sizes, end_to_end=not args.model_only)
+                   variants=args.variants, batch_sizes=args.batch_sizes, end_to_end=not args.model_only,
+                   peers=args.peers, end_to_end_count=args.count)
     return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .hardware import describe
 
-    print(describe())
+    print(describe(args.resolution))
     return EXIT_OK
 
 
@@ -209,6 +242,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(run)
     run.set_defaults(func=cmd_run)
 
+    batch = sub.add_parser(
+        "batch", help="cartoonize a folder tree, pipelined and resumable",
+        description="Cartoonize every image under IN_DIR (recursively) into OUT/<relative path>.<format>. "
+                    "Reading, decoding, the network, encoding and writing overlap; a JSON report records "
+                    "every file. Outputs are written atomically, so after an interruption (even kill -9) "
+                    "the same command with --resume finishes the rest.",
+        epilog="exit codes: 0 everything done or skipped; 1 some files failed (see the report); 2 the batch "
+               "could not start or had to stop (bad setting, other settings in OUT, output folder full or not "
+               "writable); 130 interrupted.")
+    batch.add_argument("input", metavar="IN_DIR", help="folder of images, searched recursively")
+    _add_settings(batch)
+    batch.add_argument("--batch-size", type=int, default=None,
+                       help="photos per network call (default 8 on CUDA, 1 on the CPU); photos of different "
+                            "sizes are padded to shared bucket shapes, which never shows in the output")
+    batch.add_argument("--workers", type=int, default=1,
+                       help="CPU processes, each with its own model, sharing the CPU threads (default 1)")
+    batch.add_argument("--devices", default=None,
+                       help="comma-separated devices, one process each, e.g. cuda:0,cuda:1 (instead of --device)")
+    batch.add_argument("--io-threads", type=int, default=None,
+                       help="reader and writer threads per process (default: up to 4)")
+    batch.add_argument("--resume", action="store_true",
+                       help="finish the batch recorded in OUT after an interruption (same settings required)")
+    batch.add_argument("--report", default=None, metavar="PATH",
+                       help="write the JSON report here (default OUT/cartoonkit-report.json)")
+    batch.set_defaults(func=cmd_batch)
+
     demo = sub.add_parser("demo", help="cartoonize the bundled sample portraits into a folder")
     _add_settings(demo)
     demo.set_defaults(func=cmd_demo)
@@ -240,9 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"engine configurations to compare (default: {' '.join(DEFAULT_VARIANTS)})")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="model rows per batch size")
     bench.add_argument("--model-only", action="store_true", help="skip the end-to-end rows")
+    bench.add_argument("--peers", action="store_true",
+                       help="add the peers: naive PIL + float32 eager pipeline, ONNX Runtime, TFLite (224 only)")
+    bench.add_argument("--count", type=int, default=None,
+                       help="photos per end-to-end pass, cycling through the available ones (e.g. 20)")
     bench.set_defaults(func=cmd_bench)
 
     doctor = sub.add_parser("doctor", help="what hardware is here and how cartoonkit will use it")
+    doctor.add_argument("--resolution", type=int, default=1024, help="resolution to size the batch for")
     doctor.set_defaults(func=cmd_doctor)
     return parser
 

@@ -108,7 +108,7 @@ class Engine:
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
         """``uint8`` RGB ``(N, 3, H, W)`` -> float RGB on ``[0, 255]`` (unclipped), on the engine's device.
 
-        All images of one call share one shape; see :meth:`run_many` for mixed sizes.
+        All images of one call share one shape; ``Cartoonizer.process_many`` groups mixed sizes by bucket.
         """
         height, width = rgb.shape[-2:]
         x = rgb_uint8_to_network(rgb.to(self.device, non_blocking=True))

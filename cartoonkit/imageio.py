@@ -49,6 +49,7 @@ from .fileio import write_atomic  # re-exported: callers write encoded images wi
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "OUTPUT_FORMATS",
     "check_dimensions",
     "DecodedImage",
@@ -68,6 +69,8 @@ DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest input file accepted; checked with ``os.stat`` before reading."""
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+"""File suffixes picked up when a folder is given as input."""
 """Formats :func:`encode_image` writes; ``"jpeg"`` is accepted as an alias of ``"jpg"``."""
 
 _FORMAT_ALIASES = {"jpeg": "jpg"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,8 @@ import torch
 
 from . import imagetypes
 from .config import CartoonConfig
-from .engine import Engine, EngineOptions
+from .engine import Engine, EngineOptions, bucket_shape
+from .errors import ConfigError
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
 from .transforms import blend_to_uint8, resize_long_side
@@ -81,15 +83,78 @@ class Cartoonizer:
         timings = {} if timings is None else timings
         sync = self.engine.device.type == "cuda"
         with _timed(timings, "preprocess", sync):
-            photo = resize_long_side(decoded.rgb.to(self.engine.device), config.resolution)
-            alpha = decoded.alpha
-            if alpha is not None:
-                alpha = resize_long_side(alpha, config.resolution)
+            photo, alpha = self.preprocess(decoded, config)
         with _timed(timings, "network", sync):
             cartoon = self.engine(photo[None])[0] if config.style_weight > 0 else None
         with _timed(timings, "postprocess", sync):
             rgb = photo if cartoon is None else blend_to_uint8(photo, cartoon.clamp(0, 255), config.style_weight)
         return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings, notes=decoded.notes)
+
+    def preprocess(self, decoded: DecodedImage, config: CartoonConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Resize to ``config.resolution``: ``uint8`` photo ``(3, H, W)`` on the engine's device, alpha
+        ``(1, H, W)`` where it was (or ``None``). The first step of :meth:`process`, exposed for batch work."""
+        photo = resize_long_side(decoded.rgb.to(self.engine.device, non_blocking=True), config.resolution)
+        alpha = decoded.alpha
+        if alpha is not None:
+            alpha = resize_long_side(alpha, config.resolution)
+        return photo, alpha
+
+    def bucket_of(self, photo: torch.Tensor) -> tuple[int, int]:
+        """The padded shape a preprocessed photo runs at; photos with the same bucket batch together."""
+        return bucket_shape(photo.shape[-2], photo.shape[-1], self.engine.options.bucket)
+
+    def cartoonize_batch(self, photos: Sequence[torch.Tensor], style_weight: float,
+                         timings: dict[str, float] | None = None) -> list[torch.Tensor]:
+        """Cartoonize preprocessed photos (see :meth:`preprocess`) that share one :meth:`bucket_of` shape,
+        in one engine call; returns the blended ``uint8`` RGB ``(3, H, W)`` of each, on the engine's device.
+
+        Each photo is padded to the bucket shape exactly as the engine pads a photo on its own (edge
+        replication, bottom and right) and cropped back afterwards, so its result does not depend on
+        what else is in the batch.
+        """
+        timings = {} if timings is None else timings
+        if not photos:
+            return []
+        if style_weight == 0:
+            return list(photos)
+        shapes = {self.bucket_of(p) for p in photos}
+        if len(shapes) != 1:
+            raise ValueError(f"cartoonize_batch needs photos of one bucket shape, got {sorted(shapes)}")
+        (height, width), = shapes
+        sync = self.engine.device.type == "cuda"
+        with _timed(timings, "network", sync):
+            batch = torch.stack([_pad_replicate(p, height, width) for p in photos])
+            cartoons = self.engine(batch)
+        with _timed(timings, "postprocess", sync):
+            return [blend_to_uint8(p, cartoons[i, :, :p.shape[-2], :p.shape[-1]].clamp(0, 255), style_weight)
+                    for i, p in enumerate(photos)]
+
+    def process_many(self, images: Sequence[DecodedImage], config: CartoonConfig, *,
+                     max_batch: int = 8) -> list[CartoonResult]:
+        """Cartoonize several decoded images, batching those of one bucket shape (up to ``max_batch`` per
+        engine call). Results come back in input order and equal :meth:`process` on each image alone."""
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigError(f"max_batch={max_batch!r}: must be a positive integer")
+        sync = self.engine.device.type == "cuda"
+        prepared, groups = [], {}
+        for index, decoded in enumerate(images):
+            timings: dict[str, float] = {}
+            with _timed(timings, "preprocess", sync):
+                photo, alpha = self.preprocess(decoded, config)
+            prepared.append((photo, alpha, timings))
+            groups.setdefault(self.bucket_of(photo), []).append(index)
+        rgbs: list[torch.Tensor | None] = [None] * len(prepared)
+        for indices in groups.values():
+            for start in range(0, len(indices), max_batch):
+                chunk = indices[start:start + max_batch]
+                shared: dict[str, float] = {}
+                outputs = self.cartoonize_batch([prepared[i][0] for i in chunk], config.style_weight, shared)
+                for i, rgb in zip(chunk, outputs, strict=True):
+                    rgbs[i] = rgb
+                    for stage, seconds in shared.items():  # a batch's time, shared out evenly
+                        prepared[i][2][stage] = seconds / len(chunk)
+        return [CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings, notes=decoded.notes)
+                for decoded, rgb, (_, alpha, timings) in zip(images, rgbs, prepared, strict=True)]
 
     def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                         config: CartoonConfig = CartoonConfig()) -> CartoonResult:
@@ -109,3 +174,17 @@ def _timed(timings: dict[str, float], stage: str, cuda_sync: bool = False):
     if cuda_sync:
         torch.cuda.synchronize()
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _pad_replicate(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad ``(C, h, w)`` bottom/right to ``(C, height, width)`` by edge replication, any dtype.
+
+    The same values :func:`~cartoonkit.transforms.pad_to_multiple` gives (it pads after the elementwise
+    conversion to the network's range, which commutes with copying pixels).
+    """
+    h, w = image.shape[-2:]
+    if (h, w) == (height, width):
+        return image
+    rows = torch.arange(height, device=image.device).clamp_(max=h - 1)
+    cols = torch.arange(width, device=image.device).clamp_(max=w - 1)
+    return image.index_select(-2, rows).index_select(-1, cols)

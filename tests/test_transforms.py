@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from cartoonkit.transforms import (blend_to_uint8, network_to_rgb_float, output_size, pad_to_multiple,
-                                   resize_long_side, rgb_uint8_to_network)
+from cartoonkit.transforms import (
+    blend_to_uint8,
+    network_to_rgb_float,
+    output_size,
+    pad_to_multiple,
+    resize_long_side,
+    rgb_uint8_to_network,
+)
 
 
 @pytest.mark.parametrize("hw,long_side,expected", [

@@ -8,7 +8,6 @@ import http.server
 import shutil
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
