@@ -163,6 +163,30 @@ def bench_peers(model: str, photo: torch.Tensor, resolutions: list[int], repeats
     return rows, checks
 
 
+def bench_batch_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], resolution: int,
+                           repeats: int) -> BenchRow:
+    """``cartoonkit batch``: the pipelined folder path (overlapping read, decode, network, encode, write)."""
+    import shutil
+
+    from .batch import run_batch
+
+    config = CartoonConfig(resolution=resolution, format="png")
+    with tempfile.TemporaryDirectory(prefix="cartoonkit-bench-") as tmp:
+        in_dir = Path(tmp) / "in"
+        in_dir.mkdir()
+        for i, f in enumerate(files):
+            shutil.copyfile(f, in_dir / f"{i:03d}{f.suffix}")
+        runs = iter(range(repeats + 1))
+
+        def run_all():
+            run_batch(in_dir, Path(tmp) / f"out{next(runs)}", config, cartoonizer=cartoonizer, progress=False,
+                      echo=lambda _: None)
+
+        seconds = median_seconds(run_all, repeats, cartoonizer.device) / len(files)
+    return BenchRow(variant, "batch_end_to_end", resolution, 1, seconds * 1e3, 1 / seconds,
+                    str(cartoonizer.engine.dtype).removeprefix("torch."), None, repeats, len(files))
+
+
 def bench_naive_end_to_end(model: str, files: list[Path], resolution: int, repeats: int) -> BenchRow:
     """The pipeline as commonly deployed (PIL decode, float32 eager, batch 1, PIL encode), file in, file out."""
     from .peers import NaivePipeline
@@ -200,6 +224,7 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
                                         references[resolution]))
             if end_to_end:
                 rows.append(bench_end_to_end(cartoonizer, variant, files, resolution, max(1, repeats // 2)))
+                rows.append(bench_batch_end_to_end(cartoonizer, variant, files, resolution, max(1, repeats // 2)))
     checks: dict = {}
     if peers:
         from .weights.registry import KNOWN_MODELS, find_local_source
