@@ -18,7 +18,7 @@ from . import __version__
 from .bench import DEFAULT_VARIANTS, VARIANTS
 from .config import MAX_RESOLUTION, MIN_RESOLUTION, CartoonConfig
 from .engine import PRECISIONS
-from .errors import CartoonkitError
+from .errors import CartoonkitError, ConfigError
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
 
 log = logging.getLogger("cartoonkit")
@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if todo:
         cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision,
-                                  limits=ImageLimits(max_pixels=args.max_pixels))
+                                  compile=args.compile, limits=ImageLimits(max_pixels=args.max_pixels))
         bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
         for src, dst in bar:
             try:
@@ -125,7 +125,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     config = CartoonConfig(style_weight=args.style_weight, resolution=args.resolution,
                            format=args.format, quality=args.quality)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    report = run_batch(args.input, args.output, config, model=args.model, device=args.device, devices=devices,
+    cartoonizer = None
+    if args.compile:
+        if devices or args.workers > 1:
+            raise ConfigError("--compile works with one process; drop --workers/--devices or --compile")
+        from .pipeline import Cartoonizer
+
+        cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision, compile=True,
+                                  limits=ImageLimits(max_pixels=args.max_pixels))
+    report = run_batch(args.input, args.output, config, cartoonizer=cartoonizer, model=args.model,
+                       device=args.device, devices=devices,
                        precision=args.precision, limits=ImageLimits(max_pixels=args.max_pixels),
                        batch_size=args.batch_size, workers=args.workers, io_threads=args.io_threads,
                        resume=args.resume, overwrite=args.overwrite, report_path=args.report,
@@ -222,6 +231,9 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto = float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16/AMX, else float32")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network: faster per photo (see BENCHMARKS.md) after a start-up cost "
+                        "per image shape; worth it for folders, not for a few photos")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them, skip)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse inputs with more pixels than this, checked before decoding "

@@ -54,11 +54,12 @@ class Cartoonizer:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto", *,
-                 precision: str = "auto", engine_options: EngineOptions | None = None,
+                 precision: str = "auto", compile: bool = False, engine_options: EngineOptions | None = None,
                  models_dir: str | os.PathLike | None = None, limits: ImageLimits = ImageLimits()):
         """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
-        ``float32``, ``bfloat16`` or ``float16``; ``engine_options`` sets every engine switch at once."""
-        options = engine_options or EngineOptions(precision=precision)
+        ``float32``, ``bfloat16`` or ``float16``; ``compile``: ``torch.compile`` the network (pays off over
+        many photos of few shapes); ``engine_options`` sets every engine switch at once."""
+        options = engine_options or EngineOptions(precision=precision, compile=compile)
         network, self.model_card = load_network(model, models_dir=Path(models_dir) if models_dir else None)
         self.engine = Engine(network, device, options)
         self.limits = limits
@@ -84,10 +85,7 @@ class Cartoonizer:
         sync = self.engine.device.type == "cuda"
         with _timed(timings, "preprocess", sync):
             photo, alpha = self.preprocess(decoded, config)
-        with _timed(timings, "network", sync):
-            cartoon = self.engine(photo[None])[0] if config.style_weight > 0 else None
-        with _timed(timings, "postprocess", sync):
-            rgb = photo if cartoon is None else blend_to_uint8(photo, cartoon.clamp(0, 255), config.style_weight)
+        rgb = self.cartoonize_batch([photo], config.style_weight, timings)[0]
         return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings, notes=decoded.notes)
 
     def preprocess(self, decoded: DecodedImage, config: CartoonConfig) -> tuple[torch.Tensor, torch.Tensor | None]:

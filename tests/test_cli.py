@@ -286,3 +286,12 @@ def test_console_script_runs(shared_images, tmp_path, models_dir):
     with Image.open(out / "faces.png") as im:
         assert im.format == "PNG" and im.size == (256, 256)
 
+
+
+def test_batch_compile_needs_one_process(tmp_path, capsys):
+    from cartoonkit.cli import main
+
+    (tmp_path / "in").mkdir()
+    code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compile", "--workers", "2"])
+    assert code == 2
+    assert "--compile works with one process" in capsys.readouterr().err

@@ -283,13 +283,14 @@ def test_padding_does_not_shift_content(cartoonizer):
 
 def test_shift_check_catches_left_top_padding(cartoonizer, monkeypatch):
     """The check above must fail when the padding goes on the left/top instead of right/bottom."""
-    import cartoonkit.engine
+    import cartoonkit.pipeline
 
-    def pad_left_top(x, multiple=4):
-        height, width = x.shape[-2:]
-        return F.pad(x, (-width % multiple, 0, -height % multiple, 0), mode="replicate")
+    def pad_left_top(image, height, width):
+        h, w = image.shape[-2:]
+        return F.pad(image[None].float(), (width - w, 0, height - h, 0), mode="replicate")[0].to(image.dtype)
 
-    monkeypatch.setattr(cartoonkit.engine, "pad_to_multiple", pad_left_top)
+    # Photos reach the engine already padded to their bucket shape by the pipeline.
+    monkeypatch.setattr(cartoonkit.pipeline, "_pad_replicate", pad_left_top)
     assert not edges_in_place(cartoonizer)
 
 
