@@ -188,6 +188,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"installed {card.name} (licence: {card.licence})")
         return EXIT_OK
     if args.models_command == "import":
+        if Path(args.path).is_dir():  # a ModelScope DCT-Net directory: head/background pair
+            from .weights.graphdef_import import import_dctnet_dir
+
+            for card in import_dctnet_dir(args.path, args.name, style=args.style, licence=args.licence):
+                print(f"imported {card.source} as {card.name} (role {card.role}, "
+                      f"sha256 of weights {card.weights_sha256[:12]}…)")
+            return EXIT_OK
         card = weights.import_model(args.path, name=args.name, style=args.style, licence=args.licence)
         print(f"imported {args.path} as {card.name} (sha256 of weights {card.weights_sha256[:12]}…)")
         return EXIT_OK
@@ -290,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     install = msub.add_parser("install", help="fetch and convert a known model")
     install.add_argument("name")
     install.add_argument("--force", action="store_true", help="convert again even if installed")
-    imp = msub.add_parser("import", help="convert a .tflite file of this network into a named model")
+    imp = msub.add_parser("import", help="convert a .tflite or frozen .pb of this network, or a DCT-Net model "
+                                         "folder (head + background .pb), into named model(s)")
     imp.add_argument("path")
     imp.add_argument("--name", required=True)
     imp.add_argument("--style", default="custom")

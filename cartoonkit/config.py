@@ -14,6 +14,8 @@ from .imageio import normalise_format
 
 MIN_RESOLUTION = 256
 MAX_RESOLUTION = 4096
+MODES = ("full", "compound")
+MIN_FACE_SIZE, MAX_FACE_SIZE = 128, 1024
 
 
 def _require_range(name: str, value, low, high, kind: type) -> None:
@@ -31,17 +33,22 @@ class CartoonConfig:
     resolution:   long side of the output in pixels; the aspect ratio is kept.
     format:       file format when writing (``png`` keeps transparency, ``jpg``, ``webp``).
     quality:      JPEG/WEBP quality, 1 (smallest) to 100 (best).
+    mode:         ``full`` (the whole photo through one network) or ``compound`` (a background pass plus
+                  one aligned pass per face, pasted back).
+    face_size:    side of the aligned head crop in compound mode (multiple of 4).
     """
 
     style_weight: float = 0.75
     resolution: int = 1024
     format: str = "png"
     quality: int = 95
+    mode: str = "full"
+    face_size: int = 512
 
     def __post_init__(self) -> None:
         # Accept numpy scalars and ints where a float is meant, but never bools or strings.
         for name, kind, cast in (("style_weight", numbers.Real, float), ("resolution", numbers.Integral, int),
-                                 ("quality", numbers.Integral, int)):
+                                 ("quality", numbers.Integral, int), ("face_size", numbers.Integral, int)):
             value = getattr(self, name)
             if isinstance(value, kind) and not isinstance(value, bool):
                 object.__setattr__(self, name, cast(value))
@@ -49,3 +56,8 @@ class CartoonConfig:
         _require_range("resolution", self.resolution, MIN_RESOLUTION, MAX_RESOLUTION, int)
         _require_range("quality", self.quality, 1, 100, int)
         object.__setattr__(self, "format", normalise_format(self.format))
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r}: unknown, allowed {', '.join(MODES)}")
+        _require_range("face_size", self.face_size, MIN_FACE_SIZE, MAX_FACE_SIZE, int)
+        if self.face_size % 4:
+            raise ConfigError(f"face_size={self.face_size!r}: must be a multiple of 4")

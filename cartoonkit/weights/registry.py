@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import paths
 from ..errors import IntegrityError, ModelError, WeightImportError
+from .graphdef_import import read_graphdef, read_graphdef_weights
 from .store import ModelCard, installed_cards, read_card, save_model, sha256_file
 from .tflite_import import read_tflite_weights
 
@@ -63,6 +64,7 @@ DEFAULT_MODEL = "whitebox"
 
 # Importers by source format: path -> numpy state dict in PyTorch layout.
 IMPORTERS = {"tflite": read_tflite_weights}
+IMPORTERS["graphdef"] = read_graphdef_weights
 
 
 def installed_models(models_dir: Path | None = None) -> list[ModelCard]:
@@ -142,14 +144,17 @@ def detect_format(path: Path) -> str:
         head = f.read(8)
     if head[4:8] == b"TFL3":
         return "tflite"
-    raise WeightImportError(f"{path}: unrecognised weight file (expected a .tflite flatbuffer of the "
-                            "White-box/DCT-Net generator)")
+    if Path(path).suffix.lower() == ".pb":
+        read_graphdef(path)  # raises "not a TensorFlow GraphDef" unless it parses
+        return "graphdef"
+    raise WeightImportError(f"{path}: unrecognised weight file (expected a .tflite flatbuffer or a frozen "
+                            "TensorFlow .pb GraphDef of the White-box/DCT-Net generator)")
 
 
 def import_model(path: str | os.PathLike, *, name: str, style: str = "custom", licence: str = "unknown",
                  expected_sha256: str | None = None, models_dir: Path | None = None,
                  source: str | None = None, description: str = "",
-                 source_format: str | None = None) -> ModelCard:
+                 source_format: str | None = None, role: str = "full") -> ModelCard:
     """Convert a weight file of this network into a stored safetensors model named ``name``."""
     path = Path(path)
     if not path.is_file():
@@ -161,7 +166,7 @@ def import_model(path: str | os.PathLike, *, name: str, style: str = "custom", l
     state = IMPORTERS[source_format](path)
     card = ModelCard(name=name, style=style, source=source or str(path.resolve()),
                      source_sha256=source_sha256, licence=licence, weights_sha256="",
-                     source_format=source_format, description=description)
+                     source_format=source_format, description=description, role=role)
     return save_model(models_dir or paths.models_dir(), state, card)
 
 
