@@ -319,6 +319,7 @@ def _settings(config: CartoonConfig, cartoonizer, model: str, precision: str,
         precisions = {str(resolve_precision(precision, d)).removeprefix("torch.") for d in device_list}
         bucket = EngineOptions(precision=precision).bucket
     return {"style_weight": config.style_weight, "resolution": config.resolution, "format": config.format,
+            "mode": config.mode, "face_size": config.face_size if config.mode == "compound" else None,
             "quality": config.quality if config.format != "png" else None, "model": card.name,
             "model_sha256": card.weights_sha256, "precision": "+".join(sorted(precisions)), "bucket": bucket}
 
@@ -892,6 +893,11 @@ class _Pipeline:
         timings: dict[str, float] = {}
         try:
             rgbs = self.ck.cartoonize_batch([item.photo for item in items], self.config.style_weight, timings)
+            if self.config.mode == "compound":
+                heads: dict[str, float] = {}
+                rgbs = [self.ck.add_heads(item.photo, rgb, self.config, heads)[0]
+                        for item, rgb in zip(items, rgbs, strict=True)]
+                timings["network"] = timings.get("network", 0.0) + sum(heads.values())
         except Exception as exc:
             if len(items) > 1:  # find the photo that fails; the others still go through
                 for item in items:

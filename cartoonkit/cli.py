@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .bench import DEFAULT_VARIANTS, VARIANTS
-from .config import MAX_RESOLUTION, MIN_RESOLUTION, CartoonConfig
+from .config import MAX_FACE_SIZE, MAX_RESOLUTION, MIN_FACE_SIZE, MIN_RESOLUTION, MODES, CartoonConfig
 from .engine import PRECISIONS
 from .errors import CartoonkitError, ConfigError
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
@@ -74,13 +74,17 @@ def plan_outputs(files: list[Path], out_dir: Path, fmt: str, report: RunReport) 
     return plan
 
 
+def config_from_args(args: argparse.Namespace) -> CartoonConfig:
+    return CartoonConfig(style_weight=args.style_weight, resolution=args.resolution, format=args.format,
+                         quality=args.quality, mode=args.mode, face_size=args.face_size)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .pipeline import Cartoonizer
 
-    config = CartoonConfig(style_weight=args.style_weight, resolution=args.resolution,
-                           format=args.format, quality=args.quality)
+    config = config_from_args(args)
     out_dir = Path(args.output)
     report = RunReport()
     start = time.perf_counter()
@@ -96,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if todo:
         cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision,
-                                  compile=args.compile, limits=ImageLimits(max_pixels=args.max_pixels))
+                                  compile=args.compile, head_model=args.head_model,
+                                  limits=ImageLimits(max_pixels=args.max_pixels))
         bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
         for src, dst in bar:
             try:
@@ -122,16 +127,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from .batch import run_batch
 
-    config = CartoonConfig(style_weight=args.style_weight, resolution=args.resolution,
-                           format=args.format, quality=args.quality)
+    config = config_from_args(args)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     cartoonizer = None
-    if args.compile:
+    if args.compile or args.head_model:
         if devices or args.workers > 1:
-            raise ConfigError("--compile works with one process; drop --workers/--devices or --compile")
+            raise ConfigError("--compile and --head-model work with one process; drop --workers/--devices")
         from .pipeline import Cartoonizer
 
-        cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision, compile=True,
+        cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision,
+                                  compile=args.compile, head_model=args.head_model,
                                   limits=ImageLimits(max_pixels=args.max_pixels))
     report = run_batch(args.input, args.output, config, cartoonizer=cartoonizer, model=args.model,
                        device=args.device, devices=devices,
@@ -238,6 +243,14 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto = float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16/AMX, else float32")
+    p.add_argument("--mode", default=defaults.mode, choices=MODES,
+                   help="full: the whole photo through one network (default); compound: plus one aligned pass "
+                        "per face, pasted back (falls back to full when no face is found)")
+    p.add_argument("--face-size", type=int, default=defaults.face_size,
+                   help=f"compound mode: side of the aligned head crop, {MIN_FACE_SIZE}-{MAX_FACE_SIZE} "
+                        f"(default {defaults.face_size})")
+    p.add_argument("--head-model", default=None,
+                   help="compound mode: installed model for the faces (default: --model)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network: faster per photo (see BENCHMARKS.md) after a start-up cost "
                         "per image shape; worth it for folders, not for a few photos")

@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
 from .transforms import blend_to_uint8, resize_long_side
-from .weights import DEFAULT_MODEL, load_network
+from .weights import DEFAULT_MODEL, ensure_installed, load_network
 
 STAGES = ("decode", "preprocess", "network", "postprocess", "encode")
 
@@ -55,14 +55,22 @@ class Cartoonizer:
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto", *,
                  precision: str = "auto", compile: bool = False, engine_options: EngineOptions | None = None,
+                 head_model: str | None = None,
                  models_dir: str | os.PathLike | None = None, limits: ImageLimits = ImageLimits()):
         """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
         ``float32``, ``bfloat16`` or ``float16``; ``compile``: ``torch.compile`` the network (pays off over
-        many photos of few shapes); ``engine_options`` sets every engine switch at once."""
+        many photos of few shapes); ``engine_options`` sets every engine switch at once; ``head_model``: the
+        model for faces in compound mode (default: ``model``, which then draws the background)."""
         options = engine_options or EngineOptions(precision=precision, compile=compile)
-        network, self.model_card = load_network(model, models_dir=Path(models_dir) if models_dir else None)
+        self._models_dir = Path(models_dir) if models_dir else None
+        network, self.model_card = load_network(model, models_dir=self._models_dir)
         self.engine = Engine(network, device, options)
         self.limits = limits
+        self.head_model = head_model
+        if head_model is not None:
+            ensure_installed(head_model, self._models_dir)  # fail now, not at the first face
+        self._head: Engine | None = None
+        self._detector = None  # created on the first compound-mode photo (OpenCV's detector is per thread)
 
     @property
     def device(self) -> torch.device:
@@ -86,7 +94,46 @@ class Cartoonizer:
         with _timed(timings, "preprocess", sync):
             photo, alpha = self.preprocess(decoded, config)
         rgb = self.cartoonize_batch([photo], config.style_weight, timings)[0]
-        return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings, notes=decoded.notes)
+        rgb, notes = self.add_heads(photo, rgb, config, timings)
+        return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
+                             notes=decoded.notes + tuple(notes))
+
+    def add_heads(self, photo: torch.Tensor, background: torch.Tensor, config: CartoonConfig,
+                  timings: dict[str, float] | None = None) -> tuple[torch.Tensor, list[str]]:
+        """Compound mode's second stage: cartoon heads, aligned and pasted over ``background``.
+
+        ``photo`` is the preprocessed photo and ``background`` its full-image result; in ``full`` mode
+        (or at style weight 0) the background comes back unchanged. Adds ``detect``, ``align``,
+        ``head_network`` and ``paste`` to ``timings``; the notes say how many faces were used.
+        """
+        if config.mode != "compound" or config.style_weight == 0:
+            return background, []
+        from .compound import compose_heads
+
+        outcome = compose_heads(photo, background, self._head_engine(), self._face_detector(),
+                                config.style_weight, config.face_size)
+        if timings is not None:
+            for stage, seconds in outcome.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+        notes = outcome.notes + ([f"compound mode: {outcome.faces} face(s)"] if outcome.faces else [])
+        return outcome.rgb.to(background.device), notes
+
+    def _head_engine(self) -> Engine:
+        """The head network: the background's own engine unless ``head_model`` names another model."""
+        if self._head is None:
+            if self.head_model in (None, self.model_card.name):
+                self._head = self.engine
+            else:
+                network, _ = load_network(self.head_model, models_dir=self._models_dir)
+                self._head = Engine(network, self.engine.device, self.engine.options)
+        return self._head
+
+    def _face_detector(self):
+        if self._detector is None:
+            from .faces import FaceDetector
+
+            self._detector = FaceDetector(model_path=None)
+        return self._detector
 
     def preprocess(self, decoded: DecodedImage, config: CartoonConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Resize to ``config.resolution``: ``uint8`` photo ``(3, H, W)`` on the engine's device, alpha
@@ -151,8 +198,12 @@ class Cartoonizer:
                     rgbs[i] = rgb
                     for stage, seconds in shared.items():  # a batch's time, shared out evenly
                         prepared[i][2][stage] = seconds / len(chunk)
-        return [CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings, notes=decoded.notes)
-                for decoded, rgb, (_, alpha, timings) in zip(images, rgbs, prepared, strict=True)]
+        results = []
+        for decoded, rgb, (photo, alpha, timings) in zip(images, rgbs, prepared, strict=True):
+            rgb, notes = self.add_heads(photo, rgb, config, timings)
+            results.append(CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
+                                         notes=decoded.notes + tuple(notes)))
+        return results
 
     def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                         config: CartoonConfig = CartoonConfig()) -> CartoonResult:

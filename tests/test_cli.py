@@ -294,4 +294,4 @@ def test_batch_compile_needs_one_process(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compile", "--workers", "2"])
     assert code == 2
-    assert "--compile works with one process" in capsys.readouterr().err
+    assert "--compile and --head-model work with one process" in capsys.readouterr().err
