@@ -187,6 +187,25 @@ def bench_batch_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[P
                     str(cartoonizer.engine.dtype).removeprefix("torch."), None, repeats, len(files))
 
 
+def bench_compound(cartoonizer: Cartoonizer, photos: dict[str, Path], resolution: int, repeats: int) -> list[dict]:
+    """Compound mode per photo (already decoded): ms in all, and the share of each stage."""
+    rows = []
+    for label, path in photos.items():
+        decoded = read_image(path)
+        config = CartoonConfig(resolution=resolution, mode="compound")
+        cartoonizer.process(decoded, config)  # warm-up: detector and model loading
+        runs = []
+        for _ in range(repeats):
+            result = cartoonizer.process(decoded, config)
+            runs.append(result.timings)
+        total = statistics.median(sum(t.values()) for t in runs)
+        stages = {k: statistics.median(t.get(k, 0.0) for t in runs) for k in runs[0]}
+        rows.append({"photo": path.name, "faces": label, "resolution": resolution,
+                     "ms_per_photo": total * 1e3,
+                     "share": {k: v / total for k, v in stages.items()}, "notes": list(result.notes)})
+    return rows
+
+
 def bench_naive_end_to_end(model: str, files: list[Path], resolution: int, repeats: int) -> BenchRow:
     """The pipeline as commonly deployed (PIL decode, float32 eager, batch 1, PIL encode), file in, file out."""
     from .peers import NaivePipeline
@@ -205,7 +224,8 @@ def bench_naive_end_to_end(model: str, files: list[Path], resolution: int, repea
 def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto", model: str = "whitebox",
                    output: Path | None = None, images: str | None = None, variants: list[str] | None = None,
                    batch_sizes: list[int] | None = None, end_to_end: bool = True, peers: bool = False,
-                   end_to_end_count: int | None = None, print_table: bool = True) -> dict:
+                   end_to_end_count: int | None = None, compound: dict[str, Path] | None = None,
+                   print_table: bool = True) -> dict:
     files = sorted(Path(images).glob("*.jp*g")) if images else sample_photos()
     if end_to_end_count:  # e.g. "twenty 1024-pixel JPEGs": cycle through the photos we have
         files = [files[i % len(files)] for i in range(end_to_end_count)]
@@ -225,6 +245,12 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
             if end_to_end:
                 rows.append(bench_end_to_end(cartoonizer, variant, files, resolution, max(1, repeats // 2)))
                 rows.append(bench_batch_end_to_end(cartoonizer, variant, files, resolution, max(1, repeats // 2)))
+    compound_rows = []
+    if compound:
+        cartoonizer = Cartoonizer(model=model, device=device, engine_options=VARIANTS[(variants or
+                                                                                      DEFAULT_VARIANTS)[-1]])
+        for resolution in resolutions:
+            compound_rows += bench_compound(cartoonizer, compound, resolution, repeats)
     checks: dict = {}
     if peers:
         from .weights.registry import KNOWN_MODELS, find_local_source
@@ -241,6 +267,7 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
         "gflop_per_image": {str(r): round(conv_flops(r, r) / 1e9, 1) for r in resolutions},
         "checks": checks,
         "rows": [asdict(r) for r in rows],
+        "compound": compound_rows,
     }
     if print_table:
         print(format_table(result))
@@ -262,4 +289,12 @@ def format_table(result: dict) -> str:
         quality = "" if r["psnr_vs_fp32"] is None else f"{r['psnr_vs_fp32']:.1f}"
         lines.append(f"| {r['variant']} | {r['name']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
                      f"{r['ms_per_image']:.1f} | {r['images_per_second']:.2f} | {quality} |")
+    if result.get("compound"):
+        lines += ["", "| compound mode | faces | resolution | ms / photo | detect | align | head network | paste |"
+                      " background network |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in result["compound"]:
+            share = {k: f"{100 * v:.1f} %" for k, v in c["share"].items()}
+            lines.append(f"| {c['photo']} | {c['faces']} | {c['resolution']} | {c['ms_per_photo']:.1f} | "
+                         f"{share.get('detect', '')} | {share.get('align', '')} | {share.get('head_network', '')} | "
+                         f"{share.get('paste', '')} | {share.get('network', '')} |")
     return "\n".join(lines)

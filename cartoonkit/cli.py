@@ -216,8 +216,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_benchmarks(resolutions=args.resolutions, repeats=args.repeats, device=args.device,
                    model=args.model, output=Path(args.json) if args.json else None, images=args.images,
                    variants=args.variants, batch_sizes=args.batch_sizes, end_to_end=not args.model_only,
-                   peers=args.peers, end_to_end_count=args.count)
+                   peers=args.peers, end_to_end_count=args.count,
+                   compound=_compound_photos() if args.compound else None)
     return EXIT_OK
+
+
+def _compound_photos() -> dict[str, Path]:
+    """Sample photos with one and four faces, from ../shared/images."""
+    from .paths import shared_images_dir
+
+    folder = shared_images_dir()
+    if folder is None:
+        raise ConfigError("--compound needs ../shared/images (wb_actress2.jpg, wb_party7.jpg) beside the checkout")
+    return {"1": folder / "wb_actress2.jpg", "4": folder / "wb_party7.jpg"}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -334,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model-only", action="store_true", help="skip the end-to-end rows")
     bench.add_argument("--peers", action="store_true",
                        help="add the peers: naive PIL + float32 eager pipeline, ONNX Runtime, TFLite (224 only)")
+    bench.add_argument("--compound", action="store_true",
+                       help="add compound-mode rows: a 1-face and a 4-face photo, with the share of each stage")
     bench.add_argument("--count", type=int, default=None,
                        help="photos per end-to-end pass, cycling through the available ones (e.g. 20)")
     bench.set_defaults(func=cmd_bench)
