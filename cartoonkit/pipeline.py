@@ -20,6 +20,7 @@ from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
 from .transforms import blend_to_uint8, resize_long_side
 from .weights import DEFAULT_MODEL, ensure_installed, load_network
+from .weights.registry import resolve_pair
 
 STAGES = ("decode", "preprocess", "network", "postprocess", "encode")
 
@@ -60,9 +61,12 @@ class Cartoonizer:
         """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
         ``float32``, ``bfloat16`` or ``float16``; ``compile``: ``torch.compile`` the network (pays off over
         many photos of few shapes); ``engine_options`` sets every engine switch at once; ``head_model``: the
-        model for faces in compound mode (default: ``model``, which then draws the background)."""
+        model for faces in compound mode (default: ``model``, which then draws the background; a DCT-Net
+        folder imported as ``NAME`` brings its own head model)."""
         options = engine_options or EngineOptions(precision=precision, compile=compile)
         self._models_dir = Path(models_dir) if models_dir else None
+        model, pair_head = resolve_pair(model, self._models_dir)  # a DCT-Net folder import: bg + head
+        head_model = head_model or pair_head
         network, self.model_card = load_network(model, models_dir=self._models_dir)
         self.engine = Engine(network, device, options)
         self.limits = limits

@@ -252,3 +252,15 @@ def test_protobuf_runtime_agrees_with_the_writer_and_the_reader(tmp_path, refere
     imported = read_graphdef_weights(reserialized)
     for k in state:
         np.testing.assert_array_equal(imported[k], state[k], err_msg=k)
+
+
+def test_an_imported_dctnet_pair_is_used_by_name(tmp_path, reference):
+    from cartoonkit import Cartoonizer
+
+    models = tmp_path / "models"
+    import_dctnet_dir(_dctnet_dir(tmp_path, reference), "anime", models_dir=models)
+    assert registry.resolve_pair("anime", models) == ("anime-bg", "anime-head")
+    assert registry.resolve_pair("anime-head", models) == ("anime-head", None)
+    ck = Cartoonizer(model="anime", device="cpu", models_dir=models)
+    assert (ck.model_card.name, ck.head_model) == ("anime-bg", "anime-head")
+    assert ck._head_engine() is not ck.engine

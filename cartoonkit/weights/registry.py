@@ -85,6 +85,16 @@ def ensure_installed(name: str, models_dir: Path | None = None) -> ModelCard:
                      f"`cartoonkit models import PATH --name {name}`")
 
 
+def resolve_pair(name: str, models_dir: Path | None = None) -> tuple[str, str | None]:
+    """``(background model, head model or None)`` for a name: an imported DCT-Net folder ``NAME`` is
+    installed as ``NAME-bg`` + ``NAME-head`` and is used as that pair; any other name is itself."""
+    models_dir = models_dir or paths.models_dir()
+    if read_card(models_dir, name) is None and all(read_card(models_dir, f"{name}-{part}") is not None
+                                                   for part in ("bg", "head")):
+        return f"{name}-bg", f"{name}-head"
+    return name, None
+
+
 def install(name: str, *, models_dir: Path | None = None, force: bool = False) -> ModelCard:
     """Fetch (local copy or download), verify and convert a known model."""
     if name not in KNOWN_MODELS:
