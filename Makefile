@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml
 
 $(MODEL): $(STAMP)
 	$(BIN)/cartoonkit models install whitebox
+	$(BIN)/cartoonkit models install yunet
 
 clean:
 	rm -rf $(VENV) out bench-results .pytest_cache

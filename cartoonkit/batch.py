@@ -893,11 +893,11 @@ class _Pipeline:
         timings: dict[str, float] = {}
         try:
             rgbs = self.ck.cartoonize_batch([item.photo for item in items], self.config.style_weight, timings)
-            if self.config.mode == "compound":
-                heads: dict[str, float] = {}
-                rgbs = [self.ck.add_heads(item.photo, rgb, self.config, heads)[0]
-                        for item, rgb in zip(items, rgbs, strict=True)]
-                timings["network"] = timings.get("network", 0.0) + sum(heads.values())
+            if self.config.mode == "compound":  # the faces of the whole batch share head-network calls
+                heads = [{} for _ in items]
+                rgbs = [rgb for rgb, _ in self.ck.add_heads([item.photo for item in items], rgbs, self.config,
+                                                             heads, max_batch=max(8, len(items)))]
+                timings["network"] = timings.get("network", 0.0) + sum(sum(h.values()) for h in heads)
         except Exception as exc:
             if len(items) > 1:  # find the photo that fails; the others still go through
                 for item in items:

@@ -188,6 +188,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name, state, style, licence, source in rows:
             print(f"{name:<14} {state:<12} style={style:<10} licence: {licence}\n{'':<14} source: {source}")
         return EXIT_OK
+    if args.models_command == "install" and args.name == "yunet":
+        from .faces import locate_yunet
+
+        print(f"face detector ready: {locate_yunet()} (YuNet, MIT licence)")
+        return EXIT_OK
     if args.models_command == "install":
         card = weights.install(args.name, force=args.force)
         print(f"installed {card.name} (licence: {card.licence})")
@@ -318,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list, install, import or remove models")
     msub = models.add_subparsers(dest="models_command", required=True)
     msub.add_parser("list", help="installed and known models, with licence")
-    install = msub.add_parser("install", help="fetch and convert a known model")
+    install = msub.add_parser("install", help="fetch and convert a known model (or `yunet`, the face detector "
+                                              "compound mode uses)")
     install.add_argument("name")
     install.add_argument("--force", action="store_true", help="convert again even if installed")
     imp = msub.add_parser("import", help="convert a .tflite or frozen .pb of this network, or a DCT-Net model "

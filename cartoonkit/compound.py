@@ -3,6 +3,10 @@
 As in ModelScope's DCT-Net compound models, each face is aligned to a fixed template and cropped at
 a fixed size, so the head network always sees faces at the scale it works best at, whatever their
 size in the photo; the cartoon heads are pasted back over the background with a feathered mask.
+
+Three steps, so that the head crops of many photos can share engine calls:
+:func:`find_heads` (detect and align, per photo), :func:`cartoonize_heads` (all crops, batched),
+:func:`paste_heads` (per photo).
 """
 
 from __future__ import annotations
@@ -19,23 +23,17 @@ from .transforms import blend_to_uint8
 
 
 @dataclass
-class CompoundOutcome:
-    """The composed image and what happened on the way (for the result's notes and timings)."""
+class Heads:
+    """The aligned faces of one photo: crops ``(N, S, S, 3)`` uint8 RGB and their ``(N, 2, 3)`` matrices."""
 
-    rgb: torch.Tensor                         # uint8 (3, H, W), CPU
-    faces: int
+    crops: np.ndarray
+    matrices: list[np.ndarray]
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def compose_heads(photo: torch.Tensor, background: torch.Tensor, head_engine: Engine, detector: FaceDetector,
-                  style_weight: float, face_size: int) -> CompoundOutcome:
-    """Paste cartoon heads onto ``background``.
-
-    ``photo`` and ``background`` are uint8 ``(3, H, W)`` RGB of the same size (the resized photo and
-    its full-image cartoon). Faces are found on ``photo``; their aligned crops go through
-    ``head_engine`` together in one batch.
-    """
+def find_heads(photo: torch.Tensor, detector: FaceDetector, face_size: int) -> Heads:
+    """Detect the faces of a uint8 ``(3, H, W)`` photo and crop each, aligned, at ``face_size``."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     photo_hwc = np.ascontiguousarray(photo.permute(1, 2, 0).cpu().numpy())
@@ -46,25 +44,62 @@ def compose_heads(photo: torch.Tensor, background: torch.Tensor, head_engine: En
         notes.append(f"faces skipped: {found.skipped_small} too small, {found.skipped_low_score} low score")
     if not found.faces:
         notes.append("no face found: plain (full) mode used")
-        return CompoundOutcome(background.cpu(), 0, notes, timings)
-
+        return Heads(np.zeros((0, face_size, face_size, 3), np.uint8), [], notes, timings)
     start = time.perf_counter()
     matrices = [alignment_matrix(face.landmarks, face_size) for face in found.faces]
     crops = np.stack([crop_face(photo_hwc, m, face_size) for m in matrices])
     timings["align"] = time.perf_counter() - start
+    notes.append(f"compound mode: {len(matrices)} face(s)")
+    return Heads(crops, matrices, notes, timings)
 
-    start = time.perf_counter()
-    crops_t = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
-    cartoons = head_engine(crops_t.to(head_engine.device)).clamp(0, 255)
-    heads = blend_to_uint8(crops_t.to(cartoons.device), cartoons, style_weight).permute(0, 2, 3, 1).cpu().numpy()
-    if head_engine.device.type == "cuda":
-        torch.cuda.synchronize(head_engine.device)
-    timings["head_network"] = time.perf_counter() - start
 
-    start = time.perf_counter()
+def cartoonize_heads(crops: np.ndarray, engine: Engine, style_weight: float, max_batch: int = 8) -> np.ndarray:
+    """Cartoon heads for ``(N, S, S, 3)`` uint8 crops (from any number of photos), ``max_batch`` per call."""
+    out = []
+    for start in range(0, len(crops), max_batch):
+        chunk = torch.from_numpy(crops[start:start + max_batch]).permute(0, 3, 1, 2).to(engine.device)
+        cartoons = engine(chunk).clamp(0, 255)
+        out.append(blend_to_uint8(chunk, cartoons, style_weight).permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out) if out else crops
+
+
+def paste_heads(background: torch.Tensor, heads: np.ndarray, matrices: list[np.ndarray],
+                face_size: int) -> torch.Tensor:
+    """Paste cartoon ``heads`` over a uint8 ``(3, H, W)`` background; returns a new CPU tensor."""
+    if not matrices:
+        return background.cpu()
     mask = feather_mask(face_size)
     canvas = np.ascontiguousarray(background.permute(1, 2, 0).cpu().numpy())
     for head, matrix in zip(heads, matrices, strict=True):
         canvas = paste_back(canvas, head, matrix, mask)
-    timings["paste"] = time.perf_counter() - start
-    return CompoundOutcome(torch.from_numpy(canvas).permute(2, 0, 1).contiguous(), len(found.faces), notes, timings)
+    return torch.from_numpy(canvas).permute(2, 0, 1).contiguous()
+
+
+def compose_many(photos: list[torch.Tensor], backgrounds: list[torch.Tensor], engine: Engine,
+                 detector: FaceDetector, style_weight: float, face_size: int,
+                 max_batch: int = 8) -> list[tuple[torch.Tensor, Heads]]:
+    """The whole second stage for several photos: their head crops go through ``engine`` together.
+
+    Returns, per photo, the composed uint8 ``(3, H, W)`` CPU image and its :class:`Heads` (notes and
+    timings; the shared head-network time is split evenly over the faces).
+    """
+    heads = [find_heads(photo, detector, face_size) for photo in photos]
+    counts = [len(h.matrices) for h in heads]
+    start = time.perf_counter()
+    all_crops = np.concatenate([h.crops for h in heads]) if sum(counts) else np.zeros((0,), np.uint8)
+    cartoons = cartoonize_heads(all_crops, engine, style_weight, max_batch) if sum(counts) else all_crops
+    if engine.device.type == "cuda":
+        torch.cuda.synchronize(engine.device)
+    network_seconds = time.perf_counter() - start
+    results, offset = [], 0
+    for background, h, n in zip(backgrounds, heads, counts, strict=True):
+        if n:
+            h.timings["head_network"] = network_seconds * n / sum(counts)
+            start = time.perf_counter()
+            composed = paste_heads(background, cartoons[offset:offset + n], h.matrices, face_size)
+            h.timings["paste"] = time.perf_counter() - start
+        else:
+            composed = background.cpu()
+        offset += n
+        results.append((composed, h))
+    return results

@@ -98,29 +98,33 @@ class Cartoonizer:
         with _timed(timings, "preprocess", sync):
             photo, alpha = self.preprocess(decoded, config)
         rgb = self.cartoonize_batch([photo], config.style_weight, timings)[0]
-        rgb, notes = self.add_heads(photo, rgb, config, timings)
+        rgb, notes = self.add_heads([photo], [rgb], config, [timings])[0]
         return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
                              notes=decoded.notes + tuple(notes))
 
-    def add_heads(self, photo: torch.Tensor, background: torch.Tensor, config: CartoonConfig,
-                  timings: dict[str, float] | None = None) -> tuple[torch.Tensor, list[str]]:
-        """Compound mode's second stage: cartoon heads, aligned and pasted over ``background``.
+    def add_heads(self, photos: Sequence[torch.Tensor], backgrounds: Sequence[torch.Tensor], config: CartoonConfig,
+                  timings: Sequence[dict[str, float]] | None = None,
+                  max_batch: int = 8) -> list[tuple[torch.Tensor, list[str]]]:
+        """Compound mode's second stage: cartoon heads, aligned and pasted over each background.
 
-        ``photo`` is the preprocessed photo and ``background`` its full-image result; in ``full`` mode
-        (or at style weight 0) the background comes back unchanged. Adds ``detect``, ``align``,
-        ``head_network`` and ``paste`` to ``timings``; the notes say how many faces were used.
+        ``photos`` are preprocessed photos and ``backgrounds`` their full-image results; the faces of all
+        of them go through the head network together, ``max_batch`` crops per call. In ``full`` mode (or
+        at style weight 0) the backgrounds come back unchanged. Adds ``detect``, ``align``,
+        ``head_network`` and ``paste`` to each photo's ``timings``; the notes say how many faces were used.
         """
         if config.mode != "compound" or config.style_weight == 0:
-            return background, []
-        from .compound import compose_heads
+            return [(background, []) for background in backgrounds]
+        from .compound import compose_many
 
-        outcome = compose_heads(photo, background, self._head_engine(), self._face_detector(),
-                                config.style_weight, config.face_size)
-        if timings is not None:
-            for stage, seconds in outcome.timings.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
-        notes = outcome.notes + ([f"compound mode: {outcome.faces} face(s)"] if outcome.faces else [])
-        return outcome.rgb.to(background.device), notes
+        composed = compose_many(list(photos), list(backgrounds), self._head_engine(), self._face_detector(),
+                                config.style_weight, config.face_size, max_batch)
+        results = []
+        for i, ((rgb, heads), background) in enumerate(zip(composed, backgrounds, strict=True)):
+            if timings is not None:
+                for stage, seconds in heads.timings.items():
+                    timings[i][stage] = timings[i].get(stage, 0.0) + seconds
+            results.append((rgb.to(background.device), heads.notes))
+        return results
 
     def _head_engine(self) -> Engine:
         """The head network: the background's own engine unless ``head_model`` names another model."""
@@ -202,12 +206,10 @@ class Cartoonizer:
                     rgbs[i] = rgb
                     for stage, seconds in shared.items():  # a batch's time, shared out evenly
                         prepared[i][2][stage] = seconds / len(chunk)
-        results = []
-        for decoded, rgb, (photo, alpha, timings) in zip(images, rgbs, prepared, strict=True):
-            rgb, notes = self.add_heads(photo, rgb, config, timings)
-            results.append(CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
-                                         notes=decoded.notes + tuple(notes)))
-        return results
+        composed = self.add_heads([p for p, _, _ in prepared], rgbs, config, [t for _, _, t in prepared], max_batch)
+        return [CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
+                              notes=decoded.notes + tuple(notes))
+                for decoded, (rgb, notes), (_, alpha, timings) in zip(images, composed, prepared, strict=True)]
 
     def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                         config: CartoonConfig = CartoonConfig()) -> CartoonResult:

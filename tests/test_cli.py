@@ -295,3 +295,10 @@ def test_batch_compile_needs_one_process(tmp_path, capsys):
     code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compile", "--workers", "2"])
     assert code == 2
     assert "--compile and --head-model work with one process" in capsys.readouterr().err
+
+
+def test_models_install_yunet(models_dir, capsys):
+    from cartoonkit.cli import main
+
+    assert main(["models", "install", "yunet"]) == 0
+    assert "face detector ready" in capsys.readouterr().out

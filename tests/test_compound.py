@@ -89,3 +89,23 @@ def test_cli_run_and_batch_in_compound_mode(models_dir, shared_images, tmp_path,
     # Resuming with other settings (full mode) is refused.
     assert main(["-q", "batch", str(src), "-o", str(tmp_path / "batch"), "--resume", "--resolution", "256"]) == 2
     capsys.readouterr()
+
+
+def test_faces_of_several_photos_share_head_network_calls(cartoonizer, shared_images, monkeypatch):
+    config = CartoonConfig(resolution=RES, mode="compound", face_size=256)
+    decoded = [read_image(shared_images / n) for n in ("wb_actress2.jpg", "wb_party7.jpg", "wb_mountain4.jpg")]
+    alone = [cartoonizer.process(d, config) for d in decoded]
+    engine, calls = cartoonizer.engine, []
+    real_call = type(engine).__call__
+
+    def spy(self, rgb):
+        calls.append(tuple(rgb.shape))
+        return real_call(self, rgb)
+
+    monkeypatch.setattr(type(engine), "__call__", spy)
+    together = cartoonizer.process_many(decoded, config)
+    head_calls = [c for c in calls if c[-2:] == (256, 256)]
+    assert head_calls == [(5, 3, 256, 256)]  # 1 + 4 + 0 faces, one engine call
+    for a, b in zip(alone, together, strict=True):
+        assert a.notes == b.notes
+        assert (a.rgb.int() - b.rgb.int()).abs().max() <= 2  # bf16 kernels may differ by batch size
