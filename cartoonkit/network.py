@@ -74,24 +74,39 @@ def upsample2x_tf_legacy(x: torch.Tensor) -> torch.Tensor:
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a ``(2r+1)^2`` window, each border pixel divided by its count of in-bounds pixels."""
+    """Mean over a ``(2r+1)^2`` window, each border pixel divided by its count of in-bounds pixels.
+
+    Separable shifted sums on a zero-padded copy: for the guided filter's few channels this is about
+    twice as fast on the CPU as ``avg_pool2d(count_include_pad=False)``, which it equals.
+    """
+    height, width = x.shape[-2:]
     k = 2 * radius + 1
-    return F.avg_pool2d(x, k, stride=1, padding=radius, count_include_pad=False)
+    padded = F.pad(x, (radius, radius, radius, radius))
+    rows = sum(padded[..., :, i:i + width] for i in range(k))
+    sums = sum(rows[..., i:i + height, :] for i in range(k))
+
+    def counts(n: int) -> torch.Tensor:
+        index = torch.arange(n, device=x.device)
+        return ((index + radius).clamp(max=n - 1) - (index - radius).clamp(min=0) + 1).to(x.dtype)
+
+    return sums / (counts(height)[:, None] * counts(width)[None, :])
 
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """Per-channel guided filter (He et al.) as in White-box Cartoonization's ``guided_filter``.
 
     ``guide`` and ``src`` have the same shape ``(N, C, H, W)``; the result smooths ``src`` while
-    keeping the edges of ``guide``.
+    keeping the edges of ``guide``. The four first-stage means (and the two second-stage ones) are
+    taken in one call each, on contiguous NCHW memory.
     """
-    mean_guide = box_mean(guide, radius)
-    mean_src = box_mean(src, radius)
-    cov = box_mean(guide * src, radius) - mean_guide * mean_src
-    var = box_mean(guide * guide, radius) - mean_guide * mean_guide
-    a = cov / (var + eps)
+    guide, src = guide.contiguous(), src.contiguous()
+    c = guide.shape[1]
+    means = box_mean(torch.cat([guide, src, guide * src, guide * guide], dim=1), radius)
+    mean_guide, mean_src, mean_gs, mean_gg = means.split(c, dim=1)
+    a = (mean_gs - mean_guide * mean_src) / (mean_gg - mean_guide * mean_guide + eps)
     b = mean_src - a * mean_guide
-    return box_mean(a, radius) * guide + box_mean(b, radius)
+    mean_a, mean_b = box_mean(torch.cat([a, b], dim=1), radius).split(c, dim=1)
+    return mean_a * guide + mean_b
 
 
 def _leaky(x: torch.Tensor) -> torch.Tensor:
