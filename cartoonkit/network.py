@@ -110,7 +110,8 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
 
 
 def _leaky(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, LEAKY_SLOPE)
+    # In place: every caller passes a fresh convolution output, and this saves one full-size buffer.
+    return F.leaky_relu(x, LEAKY_SLOPE, inplace=True)
 
 
 class ResBlock(nn.Module):
@@ -122,7 +123,9 @@ class ResBlock(nn.Module):
         self.conv2 = SameConv2d(channels, channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(_leaky(self.conv1(x)))
+        out = self.conv2(_leaky(self.conv1(x)))
+        out += x  # in place on the fresh convolution output
+        return out
 
 
 class UNetGenerator(nn.Module):
