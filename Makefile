@@ -7,10 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  := models/whitebox.json
 
-.PHONY: demo test bench lint readme-figure clean
+.PHONY: demo run test bench lint readme-figure clean
 
 demo: $(MODEL)  ## cartoonize the sample portraits into out/
 	$(BIN)/cartoonkit demo -o out --overwrite
+
+run: $(MODEL)  ## the Streamlit dashboard on http://localhost:8501
+	$(BIN)/streamlit run streamlit_app.py --server.port 8501 --server.headless true
 
 test: $(MODEL)  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,160 @@
+"""Shared pieces of the dashboard: settings, the cached model, per-file processing (no Streamlit needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import CartoonConfig
+from ..errors import CartoonkitError
+from ..imageio import ImageLimits, extension_for, read_image
+from ..pipeline import Cartoonizer, CartoonResult
+from ..weights import DEFAULT_MODEL, installed_models
+
+RESOLUTIONS = (512, 768, 1024, 2048)
+FORMATS = ("png", "jpg", "webp")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
+MODEL_LOCK = threading.Lock()
+"""Serialises use of the shared cartoonizers: sessions run in threads, and OpenCV's face detector (compound
+mode) and one device's memory are not meant for concurrent calls."""
+STAGE_ORDER = ("decode", "preprocess", "network", "postprocess", "detect", "align", "head_network", "paste",
+               "encode")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the sidebar chose; ``config()`` validates the cartoonization part."""
+
+    model: str = DEFAULT_MODEL
+    mode: str = "full"
+    style_weight: float = 0.75
+    resolution: int = 1024
+    format: str = "png"
+    quality: int = 95
+    device: str = "auto"
+    precision: str = "auto"
+
+    def config(self, **changes) -> CartoonConfig:
+        values = dict(style_weight=self.style_weight, resolution=self.resolution, format=self.format,
+                      quality=self.quality, mode=self.mode)
+        values.update(changes)
+        return CartoonConfig(**values)
+
+
+@dataclass
+class Outcome:
+    """One uploaded file after processing: either ``result`` (with ``data`` to download) or ``error``."""
+
+    name: str
+    error: str | None = None
+    result: CartoonResult | None = None
+    before: np.ndarray | None = None   # the resized photo, (H, W, 3) uint8
+    after: np.ndarray | None = None    # the cartoon, (H, W, 3) uint8
+    data: bytes = b""
+    file_name: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def device_choices() -> list[str]:
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def model_choices() -> list[str]:
+    names = [card.name for card in installed_models()]
+    return names or [DEFAULT_MODEL]
+
+
+def load_cartoonizer(model: str, device: str, precision: str, head_model: str | None = None) -> Cartoonizer:
+    """The warm model for these settings, created once per process (``st.cache_resource``)."""
+    return _cached_cartoonizer(model, device, precision, head_model)
+
+
+def _make_cartoonizer(model: str, device: str, precision: str, head_model: str | None) -> Cartoonizer:
+    return Cartoonizer(model=model, device=device, precision=precision, head_model=head_model,
+                       limits=ImageLimits())
+
+
+try:  # cached per process when Streamlit is present; plain function otherwise
+    import streamlit as _st
+
+    _cached_cartoonizer = _st.cache_resource(show_spinner="Loading the model...")(_make_cartoonizer)
+except ImportError:  # pragma: no cover
+    import functools
+
+    _cached_cartoonizer = functools.lru_cache(maxsize=4)(_make_cartoonizer)
+
+
+def to_numpy(rgb: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` uint8 tensor (any device) -> ``(H, W, 3)`` numpy."""
+    return rgb.detach().to("cpu").permute(1, 2, 0).contiguous().numpy()
+
+
+def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoonizer,
+                config: CartoonConfig | None = None) -> Outcome:
+    """Decode, cartoonize and encode one file; a problem the user caused becomes ``Outcome.error``."""
+    config = config or settings.config()
+    timings: dict[str, float] = {}
+    try:
+        start = time.perf_counter()
+        decoded = read_image(data, name=name, limits=cartoonizer.limits)
+        timings["decode"] = time.perf_counter() - start
+        before, _ = cartoonizer.preprocess(decoded, config)
+        result = cartoonizer.process(decoded, config, timings)
+        encoded = result.encode(config.format, config.quality)
+    except CartoonkitError as exc:  # InvalidImageError, ConfigError, ... : message names the file / setting
+        return Outcome(name=name, error=str(exc))
+    return Outcome(name=name, result=result, before=to_numpy(before), after=to_numpy(result.rgb), data=encoded,
+                   file_name=Path(name).stem + extension_for(config.format), timings=dict(result.timings),
+                   notes=result.notes)
+
+
+def process_uploads(files: list[tuple[str, bytes]], settings: Settings,
+                    cartoonizer: Cartoonizer | None = None) -> list[Outcome]:
+    """Process every ``(name, bytes)``; a bad file gives an error outcome and the others still run."""
+    cartoonizer = cartoonizer or load_cartoonizer(settings.model, settings.device, settings.precision)
+    config = settings.config()  # a bad setting raises ConfigError once, before any file
+    with MODEL_LOCK:
+        return [process_one(name, data, settings, cartoonizer, config) for name, data in files]
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    """``decode 12 ms · network 310 ms · ... · total 400 ms``, in pipeline order."""
+    stages = [s for s in STAGE_ORDER if s in timings] + [s for s in timings if s not in STAGE_ORDER]
+    parts = [f"{stage} {timings[stage] * 1000:.0f} ms" for stage in stages]
+    parts.append(f"total {sum(timings.values()) * 1000:.0f} ms")
+    return " · ".join(parts)
+
+
+def sample_files() -> list[tuple[str, bytes]]:
+    from ..samples import sample_photos
+
+    return [(path.name, path.read_bytes()) for path in sample_photos()]
+
+
+def sidebar(st) -> Settings:
+    """Draw the settings in the sidebar and return them."""
+    sb = st.sidebar
+    sb.header("Settings")
+    model = sb.selectbox("Model", model_choices(), key="model")
+    mode = sb.radio("Mode", ["full", "compound"], key="mode", horizontal=True,
+                    help="compound: a background pass plus one aligned pass per face")
+    style_weight = sb.slider("Style weight", 0.0, 1.0, 0.75, 0.05, key="style_weight",
+                             help="0 = the photo, 1 = the full cartoon")
+    resolution = sb.selectbox("Resolution (long side, px)", RESOLUTIONS, index=RESOLUTIONS.index(1024),
+                              key="resolution")
+    fmt = sb.selectbox("Output format", FORMATS, key="format")
+    quality = sb.slider("Quality (jpg/webp)", 1, 100, 95, key="quality", disabled=fmt == "png")
+    device = sb.selectbox("Device", device_choices(), key="device")
+    precision = sb.selectbox("Precision", PRECISIONS, key="precision",
+                             help="auto: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32")
+    sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
+               "images over 64 megapixels are refused.")
+    return Settings(model=model, mode=mode, style_weight=float(style_weight), resolution=int(resolution),
+                    format=fmt, quality=int(quality), device=device, precision=precision)
