@@ -45,7 +45,11 @@ def collect_inputs(inputs: list[str], report: RunReport) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = [p for p in entries if p.is_file()]
+            # A link to nothing is an input the user expects to see handled: say so rather than drop it.
+            report.failed.extend((str(p), "broken symbolic link") for p in entries
+                                 if p.is_symlink() and not p.exists())
             if not found:
                 log.warning("%s: folder has no image files (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
             files.extend(found)

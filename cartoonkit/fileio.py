@@ -23,8 +23,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     tmp_path: str | None = None
     try:
         _ensure_directory(directory)
-        # Long names are shortened so that prefix + suffix stay within NAME_MAX.
-        prefix = "." + os.path.basename(path)[:100] + "."
+        # Long names are shortened by bytes, not characters, so prefix + random part + suffix stay
+        # within NAME_MAX (255 bytes) whatever the encoding; a cut inside a multi-byte character is
+        # harmless (the temporary name is bytes to the filesystem and never shown).
+        prefix = "." + os.fsdecode(os.fsencode(os.path.basename(path))[:100]) + "."
         fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp creates 0o600
