@@ -7,7 +7,6 @@ the process must exit 1 (some files failed), never crash, hang (subprocess timeo
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_builders import encode, pattern
 from PIL import Image
 
 RESOLUTION = 256
@@ -31,17 +31,6 @@ MAX_CHILD_RSS = 2 * 1024 ** 3   # bytes; the bombs and the 1x100000 image must n
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 # --------------------------------------------------------------------------- builders
-
-
-def pattern(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
-
-
-def encode(image: Image.Image, format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format, **options)
-    return buffer.getvalue()
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_builders import encode, pattern
 from PIL import Image, ImageFile
 
 from cartoonkit import imageio
@@ -34,18 +35,6 @@ from cartoonkit.imageio import (
 )
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def pattern(height: int = 12, width: int = 20, channels: int = 3, seed: int = 0) -> np.ndarray:
-    """An asymmetric image: every rotation/flip of it is different from the others."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
-
-
-def encode(image: Image.Image, format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format, **options)
-    return buffer.getvalue()
 
 
 def as_hwc(decoded: DecodedImage) -> np.ndarray:
