@@ -18,7 +18,7 @@ from .engine import Engine, EngineOptions, bucket_shape
 from .errors import ConfigError
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
-from .transforms import blend_to_uint8, resize_long_side
+from .transforms import blend_to_uint8, pad_to_shape, resize_long_side
 from .weights import DEFAULT_MODEL, ensure_installed, load_network
 from .weights.registry import resolve_pair
 
@@ -176,7 +176,7 @@ class Cartoonizer:
         (height, width), = shapes
         sync = self.engine.device.type == "cuda"
         with _timed(timings, "network", sync):
-            batch = torch.stack([_pad_replicate(p, height, width) for p in photos])
+            batch = torch.stack([pad_to_shape(p, height, width) for p in photos])
             cartoons = self.engine(batch)
         with _timed(timings, "postprocess", sync):
             return [blend_to_uint8(p, cartoons[i, :, :p.shape[-2], :p.shape[-1]].clamp(0, 255), style_weight)
@@ -229,17 +229,3 @@ def _timed(timings: dict[str, float], stage: str, cuda_sync: bool = False):
     if cuda_sync:
         torch.cuda.synchronize()
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-def _pad_replicate(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pad ``(C, h, w)`` bottom/right to ``(C, height, width)`` by edge replication, any dtype.
-
-    The same values :func:`~cartoonkit.transforms.pad_to_multiple` gives (it pads after the elementwise
-    conversion to the network's range, which commutes with copying pixels).
-    """
-    h, w = image.shape[-2:]
-    if (h, w) == (height, width):
-        return image
-    rows = torch.arange(height, device=image.device).clamp_(max=h - 1)
-    cols = torch.arange(width, device=image.device).clamp_(max=w - 1)
-    return image.index_select(-2, rows).index_select(-1, cols)

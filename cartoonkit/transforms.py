@@ -7,7 +7,6 @@ side is float ``(N, 3, H, W)`` BGR in ``[-1, 1]`` with ``H`` and ``W`` multiples
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from .network import SIZE_MULTIPLE
@@ -30,17 +29,24 @@ def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
     return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
-    """Pad bottom and right by edge replication so ``H`` and ``W`` are multiples of ``multiple``.
+def pad_to_shape(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad ``(..., h, w)`` bottom and right to ``(..., height, width)`` by edge replication, any dtype.
 
-    Only bottom/right padding, so cropping ``[..., :H, :W]`` afterwards removes it without any
-    shift of the content. Replication (not zeros) keeps the border statistics of the guided filter.
+    Only bottom/right padding, so cropping ``[..., :h, :w]`` afterwards removes it without any shift
+    of the content. Replication (not zeros) keeps the border statistics of the guided filter.
     """
+    h, w = image.shape[-2:]
+    if (h, w) == (height, width):
+        return image
+    rows = torch.arange(height, device=image.device).clamp_(max=h - 1)
+    cols = torch.arange(width, device=image.device).clamp_(max=w - 1)
+    return image.index_select(-2, rows).index_select(-1, cols)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
+    """:func:`pad_to_shape` up to the next multiples of ``multiple`` in ``H`` and ``W``."""
     height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return pad_to_shape(x, height + -height % multiple, width + -width % multiple)
 
 
 def rgb_uint8_to_network(rgb: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

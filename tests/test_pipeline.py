@@ -290,7 +290,7 @@ def test_shift_check_catches_left_top_padding(cartoonizer, monkeypatch):
         return F.pad(image[None].float(), (width - w, 0, height - h, 0), mode="replicate")[0].to(image.dtype)
 
     # Photos reach the engine already padded to their bucket shape by the pipeline.
-    monkeypatch.setattr(cartoonkit.pipeline, "_pad_replicate", pad_left_top)
+    monkeypatch.setattr(cartoonkit.pipeline, "pad_to_shape", pad_left_top)
     assert not edges_in_place(cartoonizer)
 
 
