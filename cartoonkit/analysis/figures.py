@@ -1,4 +1,4 @@
-"""Image comparisons shared by the README figure, the dashboard and the notebooks."""
+"""Pictures for people: images side by side, labelled grids, the README's before/after figure."""
 
 from __future__ import annotations
 
@@ -50,15 +50,15 @@ def grid(images, rows: int, cols: int, labels=None, *, gap: int = 8, background:
     return canvas
 
 
-def _make_readme_figure(dest: str) -> None:
+def make_readme_figure(dest: str) -> None:
     """The README's before/after picture, made by the project from the astronaut portrait."""
     import torch
 
-    from .fileio import write_atomic
-    from .imageio import encode_image, read_image
-    from .pipeline import Cartoonizer
-    from .samples import astronaut_path
-    from .transforms import resize_long_side
+    from ..fileio import write_atomic
+    from ..imageio import encode_image, read_image
+    from ..pipeline import Cartoonizer
+    from ..samples import astronaut_path
+    from ..transforms import resize_long_side
 
     photo = resize_long_side(read_image(astronaut_path()).rgb, 384)
     cartoon = Cartoonizer(device="cpu")(photo, style_weight=1.0, resolution=384)
@@ -66,8 +66,3 @@ def _make_readme_figure(dest: str) -> None:
     write_atomic(dest, encode_image(torch.from_numpy(figure).permute(2, 0, 1), format="jpg", quality=90))
     print(f"wrote {dest}")
 
-
-if __name__ == "__main__":
-    import sys
-
-    _make_readme_figure(sys.argv[1] if len(sys.argv) > 1 else "docs/before_after.jpg")

@@ -1,0 +1,14 @@
+"""Measurements and pictures shared by the notebooks, the dashboard and the README.
+
+One module per kind of question, each a set of pure functions on ``(H, W, 3)`` uint8 numpy images:
+
+- :mod:`.figures`: side-by-side images and labelled grids.
+- :mod:`.quality`: PSNR / SSIM between two images.
+- :mod:`.spectra`: 2-D DCT spectra and energy per frequency band (what ``style_weight`` changes).
+- :mod:`.edges`: the edge-quality metric used to judge preprocessing.
+- :mod:`.formats`: file size and encode/decode time per output format.
+"""
+
+from .figures import grid, side_by_side
+
+__all__ = ["grid", "side_by_side"]
