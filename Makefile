@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  := models/whitebox.json
 
-.PHONY: demo run test bench lint readme-figure clean
+.PHONY: demo run test bench lint readme-figure notebooks lab clean
 
 demo: $(MODEL)  ## cartoonize the sample portraits into out/
 	$(BIN)/cartoonkit demo -o out --overwrite
@@ -26,6 +26,12 @@ lint: $(STAMP)
 
 readme-figure: $(MODEL)  ## regenerate docs/before_after.jpg from the astronaut portrait
 	$(BIN)/python -m cartoonkit.analysis docs/before_after.jpg
+
+notebooks: $(MODEL)  ## execute every notebook into HTML in out/notebooks/ (CARTOONKIT_QUICK=1 for a quick pass)
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=1800 --output-dir out/notebooks notebooks/*.ipynb
+
+lab: $(MODEL)  ## JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
