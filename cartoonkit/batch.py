@@ -320,7 +320,8 @@ def _settings(config: CartoonConfig, cartoonizer, model: str, precision: str,
         bucket = EngineOptions(precision=precision).bucket
     return {"style_weight": config.style_weight, "resolution": config.resolution, "format": config.format,
             "mode": config.mode, "face_size": config.face_size if config.mode == "compound" else None,
-            "quality": config.quality if config.format != "png" else None, "model": card.name,
+            "quality": config.quality if config.format != "png" else None, "upscale": config.upscale,
+            "denoise": config.denoise, "beautify": config.beautify, "model": card.name,
             "model_sha256": card.weights_sha256, "precision": "+".join(sorted(precisions)), "bucket": bucket}
 
 
@@ -898,6 +899,9 @@ class _Pipeline:
                 rgbs = [rgb for rgb, _ in self.ck.add_heads([item.photo for item in items], rgbs, self.config,
                                                              heads, max_batch=max(8, len(items)))]
                 timings["network"] = timings.get("network", 0.0) + sum(sum(h.values()) for h in heads)
+            start = time.perf_counter()
+            rgbs = [self.ck.finish(rgb, self.config) for rgb in rgbs]  # back to the output size, beautify
+            timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - start
         except Exception as exc:
             if len(items) > 1:  # find the photo that fails; the others still go through
                 for item in items:

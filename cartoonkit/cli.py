@@ -16,7 +16,15 @@ from pathlib import Path
 
 from . import __version__
 from .bench import DEFAULT_VARIANTS, VARIANTS
-from .config import MAX_FACE_SIZE, MAX_RESOLUTION, MIN_FACE_SIZE, MIN_RESOLUTION, MODES, CartoonConfig
+from .config import (
+    DENOISE_KERNELS,
+    MAX_FACE_SIZE,
+    MAX_RESOLUTION,
+    MIN_FACE_SIZE,
+    MIN_RESOLUTION,
+    MODES,
+    CartoonConfig,
+)
 from .engine import PRECISIONS
 from .errors import CartoonkitError, ConfigError
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
@@ -80,7 +88,8 @@ def plan_outputs(files: list[Path], out_dir: Path, fmt: str, report: RunReport) 
 
 def config_from_args(args: argparse.Namespace) -> CartoonConfig:
     return CartoonConfig(style_weight=args.style_weight, resolution=args.resolution, format=args.format,
-                         quality=args.quality, mode=args.mode, face_size=args.face_size)
+                         quality=args.quality, mode=args.mode, face_size=args.face_size, upscale=args.upscale,
+                         denoise=args.denoise, beautify=args.beautify)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -269,6 +278,13 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-size", type=int, default=defaults.face_size,
                    help=f"compound mode: side of the aligned head crop, {MIN_FACE_SIZE}-{MAX_FACE_SIZE} "
                         f"(default {defaults.face_size})")
+    p.add_argument("--upscale", type=float, default=defaults.upscale,
+                   help="run the network at resolution x UPSCALE (1-2) and shrink the result back "
+                        f"(default {defaults.upscale:g}: off)")
+    p.add_argument("--denoise", type=int, default=defaults.denoise, choices=DENOISE_KERNELS,
+                   help="Gaussian blur of the photo before the network, kernel size (default 0: off)")
+    p.add_argument("--beautify", type=float, default=defaults.beautify,
+                   help="0-1: strength of an edge-preserving bilateral smoothing of the result (default 0: off)")
     p.add_argument("--head-model", default=None,
                    help="compound mode: installed model for the faces (default: --model)")
     p.add_argument("--compile", action="store_true",

@@ -16,6 +16,8 @@ MIN_RESOLUTION = 256
 MAX_RESOLUTION = 4096
 MODES = ("full", "compound")
 MIN_FACE_SIZE, MAX_FACE_SIZE = 128, 1024
+MIN_UPSCALE, MAX_UPSCALE = 1.0, 2.0
+DENOISE_KERNELS = (0, 3, 5, 7)
 
 
 def _require_range(name: str, value, low, high, kind: type) -> None:
@@ -36,6 +38,11 @@ class CartoonConfig:
     mode:         ``full`` (the whole photo through one network) or ``compound`` (a background pass plus
                   one aligned pass per face, pasted back).
     face_size:    side of the aligned head crop in compound mode (multiple of 4).
+    upscale:      the network runs at ``resolution * upscale`` (long side) and its result is resized back
+                  down to ``resolution``; 1 (default) runs it at the output size. 1 to 2.
+    denoise:      Gaussian blur of the photo before the network, kernel size 3, 5 or 7 (sigma as OpenCV
+                  derives it from the size); 0 (default) is off.
+    beautify:     strength, 0 (default, off) to 1, of an edge-preserving bilateral smoothing of the result.
     """
 
     style_weight: float = 0.75
@@ -44,11 +51,16 @@ class CartoonConfig:
     quality: int = 95
     mode: str = "full"
     face_size: int = 512
+    upscale: float = 1.0
+    denoise: int = 0
+    beautify: float = 0.0
 
     def __post_init__(self) -> None:
         # Accept numpy scalars and ints where a float is meant, but never bools or strings.
         for name, kind, cast in (("style_weight", numbers.Real, float), ("resolution", numbers.Integral, int),
-                                 ("quality", numbers.Integral, int), ("face_size", numbers.Integral, int)):
+                                 ("quality", numbers.Integral, int), ("face_size", numbers.Integral, int),
+                                 ("upscale", numbers.Real, float), ("denoise", numbers.Integral, int),
+                                 ("beautify", numbers.Real, float)):
             value = getattr(self, name)
             if isinstance(value, kind) and not isinstance(value, bool):
                 object.__setattr__(self, name, cast(value))
@@ -61,3 +73,13 @@ class CartoonConfig:
         _require_range("face_size", self.face_size, MIN_FACE_SIZE, MAX_FACE_SIZE, int)
         if self.face_size % 4:
             raise ConfigError(f"face_size={self.face_size!r}: must be a multiple of 4")
+        _require_range("upscale", self.upscale, MIN_UPSCALE, MAX_UPSCALE, float)
+        if isinstance(self.denoise, bool) or self.denoise not in DENOISE_KERNELS:
+            raise ConfigError(f"denoise={self.denoise!r}: allowed kernel sizes {', '.join(map(str, DENOISE_KERNELS))}"
+                              " (0 = off)")
+        _require_range("beautify", self.beautify, 0.0, 1.0, float)
+
+    @property
+    def network_long_side(self) -> int:
+        """The long side, in pixels, the network runs at: ``resolution`` times ``upscale``."""
+        return round(self.resolution * self.upscale)

@@ -18,7 +18,8 @@ from .engine import Engine, EngineOptions, bucket_shape
 from .errors import ConfigError
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
-from .transforms import blend_to_uint8, pad_to_shape, resize_long_side
+from .preprocessing import denoise, finish, target_size
+from .transforms import blend_to_uint8, pad_to_shape, resize_long_side, resize_to
 from .weights import DEFAULT_MODEL, ensure_installed, load_network
 from .weights.registry import resolve_pair
 
@@ -99,6 +100,8 @@ class Cartoonizer:
             photo, alpha = self.preprocess(decoded, config)
         rgb = self.cartoonize_batch([photo], config.style_weight, timings)[0]
         rgb, notes = self.add_heads([photo], [rgb], config, [timings])[0]
+        with _timed(timings, "postprocess", sync):
+            rgb = self.finish(rgb, config)
         return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
                              notes=decoded.notes + tuple(notes))
 
@@ -144,13 +147,21 @@ class Cartoonizer:
         return self._detector
 
     def preprocess(self, decoded: DecodedImage, config: CartoonConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Resize to ``config.resolution``: ``uint8`` photo ``(3, H, W)`` on the engine's device, alpha
-        ``(1, H, W)`` where it was (or ``None``). The first step of :meth:`process`, exposed for batch work."""
-        photo = resize_long_side(decoded.rgb.to(self.engine.device, non_blocking=True), config.resolution)
+        """The network's input: ``uint8`` photo ``(3, H, W)`` on the engine's device, resized to
+        ``config.network_long_side`` (``resolution`` unless ``upscale``) and denoised if asked; alpha
+        ``(1, H, W)`` at the output size where it was (or ``None``). The first step of :meth:`process`,
+        exposed for batch work; :meth:`finish` is the last."""
+        photo = resize_long_side(decoded.rgb.to(self.engine.device, non_blocking=True), config.network_long_side)
+        photo = denoise(photo, config.denoise)
         alpha = decoded.alpha
         if alpha is not None:
-            alpha = resize_long_side(alpha, config.resolution)
+            alpha = resize_to(alpha, target_size(photo, config))
         return photo, alpha
+
+    def finish(self, rgb: torch.Tensor, config: CartoonConfig) -> torch.Tensor:
+        """A network-size result (after :meth:`cartoonize_batch` / :meth:`add_heads`) -> the output:
+        resized back to ``resolution`` if ``upscale`` enlarged it, beautified if asked."""
+        return finish(rgb, config)
 
     def bucket_of(self, photo: torch.Tensor) -> tuple[int, int]:
         """The padded shape a preprocessed photo runs at; photos with the same bucket batch together."""
@@ -207,9 +218,13 @@ class Cartoonizer:
                     for stage, seconds in shared.items():  # a batch's time, shared out evenly
                         prepared[i][2][stage] = seconds / len(chunk)
         composed = self.add_heads([p for p, _, _ in prepared], rgbs, config, [t for _, _, t in prepared], max_batch)
-        return [CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
-                              notes=decoded.notes + tuple(notes))
-                for decoded, (rgb, notes), (_, alpha, timings) in zip(images, composed, prepared, strict=True)]
+        results = []
+        for decoded, (rgb, notes), (_, alpha, timings) in zip(images, composed, prepared, strict=True):
+            with _timed(timings, "postprocess", sync):
+                rgb = self.finish(rgb, config)
+            results.append(CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
+                                         notes=decoded.notes + tuple(notes)))
+        return results
 
     def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                         config: CartoonConfig = CartoonConfig()) -> CartoonResult:

@@ -22,9 +22,12 @@ def output_size(height: int, width: int, long_side: int) -> tuple[int, int]:
 
 def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
     """Resize so the long side is ``long_side``; antialiased bilinear, same dtype as given."""
-    height, width = image.shape[-2:]
-    size = output_size(height, width, long_side)
-    if size == (height, width):
+    return resize_to(image, output_size(image.shape[-2], image.shape[-1], long_side))
+
+
+def resize_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``(..., h, w)`` to exactly ``size`` = ``(H, W)``; antialiased bilinear, same dtype as given."""
+    if tuple(image.shape[-2:]) == tuple(size):
         return image
     return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
