@@ -50,6 +50,7 @@ class BenchRow:
     repeats: int
     images: int
     flop_fraction: float | None = None  # achieved / peak, where the peak is known
+    peak_memory_mb: float | None = None  # model rows: peak memory above the start of the row, see PeakMemory
 
 
 def conv_flops(height: int, width: int) -> int:
@@ -109,14 +110,76 @@ def square_photo(photo: torch.Tensor, size: int) -> torch.Tensor:
     return resize_long_side(photo[:, top:top + side, left:left + side].contiguous(), size)
 
 
+class PeakMemory:
+    """Peak memory in MB that a block of code needs above what the process held when it started.
+
+    CUDA: the largest ``torch.cuda.max_memory_allocated`` reached inside the block, minus the memory
+    allocated at its start (tensors only: not the caching allocator's reserve, not the CUDA context).
+    CPU: the process's peak resident set size (``VmHWM`` in ``/proc/self/status``, whose high-water
+    mark is reset at the start by writing ``5`` to ``/proc/self/clear_refs``) minus the resident size at
+    the start. Freed heap memory is first handed back to the system (glibc ``malloc_trim``) so that
+    memory kept from earlier work is not reused unseen; what is counted is every page touched
+    (activations, input, oneDNN scratch, libraries loaded on the first call), not just tensors.
+    ``mb`` stays ``None`` where neither is available (not Linux).
+    """
+
+    def __init__(self, device: torch.device):
+        self.device, self.mb = device, None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            _malloc_trim()
+            self._start = _resident_kb("VmRSS")
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                self._start = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mb = (torch.cuda.max_memory_allocated(self.device) - self._start) / 2 ** 20
+        elif self._start is not None and (peak := _resident_kb("VmHWM")) is not None:
+            self.mb = (peak - self._start) / 1024
+
+
+def _malloc_trim() -> None:
+    """Return the C heap's free memory to the system (glibc only; a no-op elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _resident_kb(field: str) -> int | None:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process in kB, ``None`` if unreadable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def bench_model(cartoonizer: Cartoonizer, variant: str, photo: torch.Tensor, resolution: int, batch: int,
                 repeats: int, reference: torch.Tensor | None) -> BenchRow:
-    x = square_photo(photo, resolution)[None].expand(batch, -1, -1, -1).contiguous().to(cartoonizer.device)
-    out = cartoonizer.engine(x[:1])
-    seconds = median_seconds(lambda: cartoonizer.engine(x), repeats, cartoonizer.device) / batch
+    with PeakMemory(cartoonizer.device) as memory:  # input, warm-up and timed runs
+        x = square_photo(photo, resolution)[None].expand(batch, -1, -1, -1).contiguous().to(cartoonizer.device)
+        out = cartoonizer.engine(x[:1])
+        seconds = median_seconds(lambda: cartoonizer.engine(x), repeats, cartoonizer.device) / batch
     quality = psnr(out, reference) if reference is not None else None
     return BenchRow(variant, "model", resolution, batch, seconds * 1e3, 1 / seconds,
-                    str(cartoonizer.engine.dtype).removeprefix("torch."), quality, repeats, batch)
+                    str(cartoonizer.engine.dtype).removeprefix("torch."), quality, repeats, batch,
+                    peak_memory_mb=memory.mb)
 
 
 def bench_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], resolution: int,
@@ -282,12 +345,14 @@ def format_table(result: dict) -> str:
              f"photos: {', '.join(dict.fromkeys(result['photos']))} "
              f"({len(result['photos'])} files per end-to-end pass)",
              *(f"{k}: {v:.2e}" for k, v in result.get("checks", {}).items()), "",
-             "| variant | what | resolution | batch | precision | ms / image | images / s | PSNR vs fp32 (dB) |",
-             "|---|---|---:|---:|---|---:|---:|---:|"]
+             "| variant | what | resolution | batch | precision | ms / image | images / s | PSNR vs fp32 (dB) "
+             "| peak memory (MB) |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in result["rows"]:
         quality = "" if r["psnr_vs_fp32"] is None else f"{r['psnr_vs_fp32']:.1f}"
+        memory = "" if r.get("peak_memory_mb") is None else f"{r['peak_memory_mb']:.0f}"  # older JSON lacks it
         lines.append(f"| {r['variant']} | {r['name']} | {r['resolution']} | {r['batch']} | {r['precision']} | "
-                     f"{r['ms_per_image']:.1f} | {r['images_per_second']:.2f} | {quality} |")
+                     f"{r['ms_per_image']:.1f} | {r['images_per_second']:.2f} | {quality} | {memory} |")
     if result.get("compound"):
         lines += ["", "| compound mode | faces | resolution | ms / photo | detect | align | head network | paste |"
                       " background network |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
