@@ -25,7 +25,7 @@ from .config import (
     MODES,
     CartoonConfig,
 )
-from .engine import PRECISIONS
+from .engine import PRECISIONS, EngineOptions
 from .errors import CartoonkitError, ConfigError
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
 
@@ -92,6 +92,10 @@ def config_from_args(args: argparse.Namespace) -> CartoonConfig:
                          denoise=args.denoise, beautify=args.beautify)
 
 
+def engine_options_from_args(args: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -112,9 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {src}: {reason}", file=sys.stderr)
 
     if todo:
-        cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision,
-                                  compile=args.compile, head_model=args.head_model,
-                                  limits=ImageLimits(max_pixels=args.max_pixels))
+        cartoonizer = Cartoonizer(model=args.model, device=args.device, engine_options=engine_options_from_args(args),
+                                  head_model=args.head_model, limits=ImageLimits(max_pixels=args.max_pixels))
         bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
         for src, dst in bar:
             try:
@@ -143,14 +146,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     cartoonizer = None
-    if args.compile or args.head_model:
+    if args.compile or args.cuda_graphs or args.head_model:
         if devices or args.workers > 1:
-            raise ConfigError("--compile and --head-model work with one process; drop --workers/--devices")
+            raise ConfigError("--compile, --cuda-graphs and --head-model work with one process; "
+                              "drop --workers/--devices")
         from .pipeline import Cartoonizer
 
-        cartoonizer = Cartoonizer(model=args.model, device=args.device, precision=args.precision,
-                                  compile=args.compile, head_model=args.head_model,
-                                  limits=ImageLimits(max_pixels=args.max_pixels))
+        cartoonizer = Cartoonizer(model=args.model, device=args.device, engine_options=engine_options_from_args(args),
+                                  head_model=args.head_model, limits=ImageLimits(max_pixels=args.max_pixels))
     report = run_batch(args.input, args.output, config, cartoonizer=cartoonizer, model=args.model,
                        device=args.device, devices=devices,
                        precision=args.precision, limits=ImageLimits(max_pixels=args.max_pixels),
@@ -290,6 +293,9 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network: faster per photo (see BENCHMARKS.md) after a start-up cost "
                         "per image shape; worth it for folders, not for a few photos")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="CUDA only: compile and replay the network as CUDA graphs, one per image shape "
+                        "(cuts kernel-launch overhead on small batches)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them, skip)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse inputs with more pixels than this, checked before decoding "

@@ -294,7 +294,18 @@ def test_batch_compile_needs_one_process(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compile", "--workers", "2"])
     assert code == 2
-    assert "--compile and --head-model work with one process" in capsys.readouterr().err
+    assert "--compile, --cuda-graphs and --head-model work with one process" in capsys.readouterr().err
+
+
+def test_cuda_graphs_without_cuda_is_a_clear_error(tmp_path, capsys, shared_images, models_dir):
+    from cartoonkit.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["run", str(shared_images / "wb_london1.jpg"), "-o", str(tmp_path), "--cuda-graphs"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "error: cuda_graphs=True: needs a CUDA device, the engine is on cpu"
+    assert not any(tmp_path.iterdir())
 
 
 def test_models_install_yunet(models_dir, capsys):

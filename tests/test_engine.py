@@ -123,6 +123,24 @@ def test_cuda_half_precision_quality(models_dir, photos):
         assert psnr(gpu(photo[None]).cpu(), reference(photo[None])) >= 40
 
 
+def test_cuda_graphs_need_a_cuda_device(models_dir):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="cuda_graphs=True: needs a CUDA device"):
+        make_engine(models_dir, cuda_graphs=True)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_engine_matches_eager_over_repeated_shapes(models_dir, photos):
+    network = load_network(models_dir=models_dir)[0]
+    eager = Engine(network, "cuda", EngineOptions(precision="float16"))
+    graphed = Engine(load_network(models_dir=models_dir)[0], "cuda", EngineOptions(precision="float16",
+                                                                                  cuda_graphs=True))
+    a, b, _ = photos
+    for x in (a[None], b[None], a[None], torch.stack([a, b])):  # replays must not reuse a stale output
+        torch.testing.assert_close(graphed(x), eager(x), rtol=0, atol=0.5)
+
+
 def test_hardware_profiles_and_cpu_recommendation():
     from cartoonkit import hardware
 
