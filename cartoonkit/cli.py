@@ -25,7 +25,7 @@ from .config import (
     MODES,
     CartoonConfig,
 )
-from .engine import PRECISIONS, EngineOptions
+from .engine import COMPILED_BUCKET, PRECISIONS, EngineOptions
 from .errors import CartoonkitError, ConfigError
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
 
@@ -93,7 +93,10 @@ def config_from_args(args: argparse.Namespace) -> CartoonConfig:
 
 
 def engine_options_from_args(args: argparse.Namespace) -> EngineOptions:
-    return EngineOptions(precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs)
+    """A compiled network pays per shape, so it gets the coarser :data:`~cartoonkit.engine.COMPILED_BUCKET`."""
+    compiled = args.compile or args.cuda_graphs
+    return EngineOptions(precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs,
+                         bucket=COMPILED_BUCKET if compiled else EngineOptions.bucket)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -35,6 +35,10 @@ from .transforms import network_to_rgb_float, pad_to_multiple, rgb_uint8_to_netw
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+COMPILED_BUCKET = 64
+"""Bucket for compiled engines: every shape costs a compilation, so photos are padded to coarser steps
+(at 1024 px, at most 16 short-side shapes per orientation) at the price of a little padding."""
+_COMPILED_SHAPES = 64  # torch.compile falls back to eager after 8 shapes by default; buckets stay below this
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -106,6 +110,10 @@ class Engine:
         self.network = network
         if options.cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
+        if options.compile or options.cuda_graphs:
+            import torch._dynamo.config as dynamo_config
+
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, _COMPILED_SHAPES)
         if options.cuda_graphs:
             self._forward = torch.compile(network, dynamic=False, mode="reduce-overhead")
         elif options.compile:

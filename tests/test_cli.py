@@ -313,3 +313,20 @@ def test_models_install_yunet(models_dir, capsys):
 
     assert main(["models", "install", "yunet"]) == 0
     assert "face detector ready" in capsys.readouterr().out
+
+
+def test_compiled_engines_get_the_coarse_bucket():
+    import argparse
+
+    from cartoonkit.cli import engine_options_from_args
+    from cartoonkit.engine import COMPILED_BUCKET, bucket_shape
+
+    def options(**flags):
+        return engine_options_from_args(argparse.Namespace(**{"precision": "auto", "compile": False,
+                                                              "cuda_graphs": False, **flags}))
+
+    assert options().bucket == 4 and not options().compile
+    assert options(compile=True).bucket == options(cuda_graphs=True).bucket == COMPILED_BUCKET
+    # at 1024 px, every portrait short side from 256 to 1024 lands in one of at most 13 compiled shapes
+    shapes = {bucket_shape(1024, short, COMPILED_BUCKET) for short in range(256, 1025)}
+    assert len(shapes) == 13
