@@ -14,7 +14,7 @@ import torch
 
 from . import imagetypes
 from .config import CartoonConfig
-from .engine import Engine, EngineOptions, bucket_shape
+from .engine import COMPILED_BUCKET, Engine, EngineOptions, bucket_shape
 from .errors import ConfigError
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
@@ -61,10 +61,12 @@ class Cartoonizer:
                  models_dir: str | os.PathLike | None = None, limits: ImageLimits = ImageLimits()):
         """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
         ``float32``, ``bfloat16`` or ``float16``; ``compile``: ``torch.compile`` the network (pays off over
-        many photos of few shapes); ``engine_options`` sets every engine switch at once; ``head_model``: the
-        model for faces in compound mode (default: ``model``, which then draws the background; a DCT-Net
-        folder imported as ``NAME`` brings its own head model)."""
-        options = engine_options or EngineOptions(precision=precision, compile=compile)
+        many photos of few shapes; photos are then padded to 64-pixel buckets, so shapes repeat);
+        ``engine_options`` sets every engine switch at once; ``head_model``: the model for faces in
+        compound mode (default: ``model``, which then draws the background; a DCT-Net folder imported as
+        ``NAME`` brings its own head model)."""
+        options = engine_options or EngineOptions(precision=precision, compile=compile,
+                                                  bucket=COMPILED_BUCKET if compile else EngineOptions.bucket)
         self._models_dir = Path(models_dir) if models_dir else None
         model, pair_head = resolve_pair(model, self._models_dir)  # a DCT-Net folder import: bg + head
         head_model = head_model or pair_head
