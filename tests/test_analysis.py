@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cartoonkit.analysis import batching, formats, quality, spectra
+from cartoonkit.analysis import batching, formats, quality, resolution, spectra
 from cartoonkit.bench import PeakMemory, bench_model, format_table
 from cartoonkit.config import CartoonConfig
 from cartoonkit.imageio import encode_image, read_image
@@ -140,6 +140,27 @@ def test_style_sweep_is_a_linear_blend_on_a_real_photo(cartoonizer, shared_image
     np.testing.assert_array_equal(sweep.outputs[2], sweep.cartoon)
     np.testing.assert_allclose(sweep.band_weight, [[0] * 6, [0.5] * 6, [1] * 6], atol=0.02)
     assert sweep.blend_residual.max() < 0.5 < sweep.change_rms[1]
+    np.testing.assert_allclose(sweep.high_share, sweep.band_energy[:, 3:].sum(axis=1))
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def test_resolution_study_rows(cartoonizer, shared_images):
+    decoded = read_image(shared_images / "wb_liuyifei4.jpg")
+    rows, outputs = resolution.resolution_study(cartoonizer, decoded, [256, 320], style_weight=0.5, repeats=1)
+    assert [r["resolution"] for r in rows] == [256, 320]
+    assert max(outputs[320].shape[:2]) == 320 and max(outputs[256].shape[:2]) == 256
+    first, second = rows
+    assert first["time_ratio"] == 1 and first["psnr_gain_db@256"] == 0 and first["psnr_gain_db@320"] == 0
+    assert second["psnr_vs_largest@320"] == float("inf") > first["psnr_vs_largest@256"]
+    # PSNR at a common size, recomputed by hand: both images resized to the photo's aspect at long side 256
+    photo = decoded.rgb.permute(1, 2, 0).numpy()
+    assert photo.shape[0] > photo.shape[1]  # a portrait: the long side is the height
+    h, w = 256, round(photo.shape[1] * 256 / photo.shape[0])
+    expected = quality.psnr(quality.resize_to(outputs[320], h, w), quality.resize_to(photo, h, w))
+    assert second["psnr@256"] == pytest.approx(expected)
+    assert second["psnr_gain_db@256"] == pytest.approx(expected - first["psnr@256"])
 
 
 # --------------------------------------------------------------------------- formats

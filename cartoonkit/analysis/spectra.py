@@ -110,13 +110,14 @@ class StyleSweep:
     band_weight: np.ndarray       # (n, bands) effective weight per band, see band_weights
     blend_residual: np.ndarray    # (n,) RMS of S(output) - (w S(cartoon) + (1 - w) S(photo)), luma grey levels
     change_rms: np.ndarray        # (n,) RMS of S(output) - S(photo), luma grey levels: the size of the change
+    high_share: np.ndarray        # (n,) fraction of AC energy in the upper half of the bands (f >= 0.25 cycles/px)
 
 
 def style_sweep(cartoonizer, decoded, weights, resolution: int, bands: int = 8) -> StyleSweep:
     """Cartoonize ``decoded`` (a :class:`~cartoonkit.imageio.DecodedImage`) at each style weight.
 
-    Runs the package's own :meth:`~cartoonkit.Cartoonizer.process` for every weight and for 0 and 1
-    (the two ends every blend is compared with), at ``resolution`` (long side, pixels).
+    Runs the package's own :meth:`~cartoonkit.Cartoonizer.process` for 0 and 1 (the two ends every
+    blend is compared with) and every other weight, at ``resolution`` (long side, pixels).
     """
     from ..config import CartoonConfig
 
@@ -126,14 +127,15 @@ def style_sweep(cartoonizer, decoded, weights, resolution: int, bands: int = 8) 
 
     weights = np.asarray(weights, dtype=np.float64)
     photo, cartoon = run(0.0), run(1.0)
-    outputs = [run(w) for w in weights]
+    outputs = [photo if w == 0 else cartoon if w == 1 else run(w) for w in weights]  # the ends run once
     s_photo, s_cartoon = dct_spectrum(photo), dct_spectrum(cartoon)
     residual, change = [], []
     for w, out in zip(weights, outputs, strict=True):
         s_out = dct_spectrum(out)
         residual.append(np.sqrt(np.mean((s_out - (w * s_cartoon + (1 - w) * s_photo)) ** 2)))
         change.append(np.sqrt(np.mean((s_out - s_photo) ** 2)))
-    return StyleSweep(weights=weights, outputs=outputs, photo=photo, cartoon=cartoon,
-                      band_energy=np.stack([band_energy(out, bands) for out in outputs]),
+    energy = np.stack([band_energy(out, bands) for out in outputs])
+    return StyleSweep(weights=weights, outputs=outputs, photo=photo, cartoon=cartoon, band_energy=energy,
                       band_weight=np.stack([band_weights(photo, cartoon, out, bands) for out in outputs]),
-                      blend_residual=np.array(residual), change_rms=np.array(change))
+                      blend_residual=np.array(residual), change_rms=np.array(change),
+                      high_share=energy[:, bands // 2:].sum(axis=1))
