@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -20,6 +21,20 @@ def _jpeg(width: int = 96, height: int = 64) -> bytes:
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
         buffer, format="JPEG")
     return buffer.getvalue()
+
+
+def _png(width: int = 96, height: int = 64) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+        buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _uploader(at, key: str):
+    uploader = at.file_uploader(key=key)
+    if not hasattr(uploader, "set_value"):
+        pytest.skip("this Streamlit's AppTest cannot simulate uploads (the plain functions are tested directly)")
+    return uploader
 
 
 def _image_count(at) -> int:
@@ -92,9 +107,10 @@ def test_cartoonize_sample_portraits(app):
     app.sidebar.selectbox(key="format").set_value("jpg")
     app.checkbox(key="use_samples").check()
     app.button(key="run").click().run()
-    assert not app.exception and not app.error
-    outcomes = app.session_state["cartoonize_outcomes"]
-    assert len(outcomes) == len(sample_photos())
+    assert not app.exception and not app.error and not app.warning
+    job = app.session_state["cartoonize_job"]
+    outcomes = job.results
+    assert job.state == "done" and len(outcomes) == len(sample_photos())
     for outcome in outcomes:
         assert outcome.error is None and max(outcome.after.shape[:2]) == SMALL
         assert outcome.file_name.endswith(".jpg") and outcome.data[:3] == b"\xff\xd8\xff"
@@ -102,19 +118,22 @@ def test_cartoonize_sample_portraits(app):
     assert _image_count(app) == 2 * len(outcomes)  # before and after per photo
     captions = [c.value for c in app.caption]
     assert sum("network" in c and "encode" in c for c in captions) == len(outcomes)
+    # Changing a setting afterwards marks the shown results as made with the old ones.
+    app.sidebar.selectbox(key="resolution").set_value(768).run()
+    assert [w.value for w in app.warning] == [
+        "These results were made with other settings: resolution 512 (now 768). Press Cartoonize to update."]
+    assert _image_count(app) == 2 * len(outcomes)  # still shown
 
 
 def test_cartoonize_bad_upload_shows_an_error_naming_the_file(app):
-    uploader = app.file_uploader(key="uploads")
-    if not hasattr(uploader, "set_value"):
-        pytest.skip("this Streamlit's AppTest cannot simulate uploads (covered by the process_uploads test)")
+    uploader = _uploader(app, "uploads")
     app.sidebar.selectbox(key="resolution").set_value(SMALL)
     uploader.set_value([("bad.png", b"\x89PNG\r\n\x1a\n garbage", "image/png"),
                         ("fine.jpg", _jpeg(), "image/jpeg")])
     app.button(key="run").click().run()
     assert not app.exception
     assert len(app.error) == 1 and app.error[0].value.startswith("bad.png:")
-    outcomes = app.session_state["cartoonize_outcomes"]
+    outcomes = app.session_state["cartoonize_job"].results
     assert outcomes[1].error is None and outcomes[1].after.shape[:2] == (341, SMALL)
 
 
@@ -124,11 +143,11 @@ def test_compare_grid_has_rows_times_cols_cells(app):
     app.multiselect(key="compare_resolutions").set_value([256, 512])
     app.button(key="compare_run").click().run()
     assert not app.exception and not app.error
-    cells, rows, cols, _ = app.session_state["compare_cells"]
+    cells, (rows, cols, _) = app.session_state["compare_job"].results, app.session_state["compare_meta"]
     assert (rows, cols) == (2, 2) and len(cells) == 4
     assert [max(c.image.shape[:2]) for c in cells] == [256, 256, 512, 512]
     assert _image_count(app) == 4 and len(app.get("download_button")) == 1
-    grid = Image.open(io.BytesIO(app.session_state["compare_grid_png"]))
+    grid = Image.open(io.BytesIO(app.session_state["compare_grid_png"][1]))
     assert grid.format == "PNG" and grid.width > 2 * 512 and grid.height > 2 * 256
 
 
@@ -144,11 +163,300 @@ def test_process_uploads_compound_mode_times_the_head_stages(models_dir):
     assert "head_network" in format_timings(outcome.timings)
 
 
-def test_performance_page_shows_the_machine_and_benchmark_charts(app):
-    from cartoonkit.dashboard.performance_page import benchmark_rows
+def _chart_titles(at) -> list[str]:
+    import json
 
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def test_performance_page_runs_a_short_benchmark_and_charts_it(app, tmp_path, monkeypatch):
+    from cartoonkit.dashboard import performance_page
+
+    monkeypatch.setattr(performance_page, "RESULTS_DIR", tmp_path)  # not the checkout's bench-results/
     app.sidebar.radio(key="page").set_value("Performance").run()
     assert not app.exception
     assert any("torch" in c.value for c in app.code)
-    files = {row["file"] for row in benchmark_rows()}
-    assert files and len(app.get("plotly_chart")) == len(files)
+    titles = _chart_titles(app)
+    stored = {row["file"] for row in performance_page.benchmark_rows()}
+    assert stored and all(any(t.startswith(f"{f}:") for t in titles) for f in stored)
+    for start in ("Throughput against batch size", "Throughput against resolution", "cartoonkit against other",
+                  "Compound mode"):
+        assert any(t.startswith(start) for t in titles), start
+
+    app.button(key="bench_run").click().run()
+    assert not app.exception and not app.error
+    saved = list(tmp_path.glob("dashboard-*.json"))
+    assert len(saved) == 1
+    (name, result), = app.session_state["performance_runs"]
+    assert saved[0].stem == name
+    assert {(r["variant"], r["resolution"], r["batch"]) for r in result["rows"]} == {
+        (v, 256, b) for v in performance_page.SHORT_VARIANTS for b in performance_page.SHORT_BATCHES}
+    assert any(t.startswith(f"{name}:") for t in _chart_titles(app))
+
+
+# --------------------------------------------------------------------------- performance data, leniently read
+
+
+def test_benchmark_rows_survive_missing_and_broken_fields(tmp_path):
+    from cartoonkit.dashboard import performance_page as pp
+
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "odd.json").write_text(json.dumps({"rows": [
+        {"variant": "eager-fp32", "resolution": 512, "ms_per_image": 500.0},            # no name, batch, machine
+        {"variant": "tflite-cpu", "resolution": 224, "images_per_second": 4.0},         # a rate, no time
+        {"variant": "x", "resolution": 512},                                             # no time at all
+        {"resolution": 512, "ms_per_image": 1.0}, "a string", {"variant": "y", "resolution": "big",
+                                                                "ms_per_image": 3}],
+        "compound": [{"photo": "p.jpg", "share": {"network": 0.7, "detect": "n/a"}}, {"photo": "no share"}]}))
+    (tmp_path / "no-rows.json").write_text(json.dumps({"machine": "m", "rows": "oops", "compound": 3}))
+    rows = pp.benchmark_rows(tmp_path)
+    assert [(r["variant"], r["name"], r["batch"], round(r["ms_per_image"]), r["images_per_second"]) for r in rows] \
+        == [("eager-fp32", "model", 1, 500, 2.0), ("tflite-cpu", "model", 1, 250, 4.0)]
+    _, compound = pp.read_results(json.loads((tmp_path / "odd.json").read_text()), "odd")
+    assert compound == [{"photo": "p.jpg", "faces": "", "resolution": "", "share": {"network": 0.7}, "file": "odd"}]
+    assert pp.is_peer("tflite-cpu") and not pp.is_peer("eager-fp32")
+    assert pp.peers_figure(rows) is not None             # the peer row and cartoonkit's row side by side
+    assert pp.batch_figure(rows) is None and pp.resolution_figure(rows) is not None
+    assert pp.stage_figure([]) is None and pp.compound_figure([]) is None
+
+
+# --------------------------------------------------------------------------- time limit, stop flag (fake clock)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_run_with_limit_stops_between_items_once_past_the_limit():
+    from cartoonkit.dashboard import jobs
+
+    clock, seen = FakeClock(), []
+
+    def slow(item):  # every item takes 50 s
+        clock.now += 50
+        return item * 10
+
+    job = jobs.Job(total=5, limit_s=120, labels=list("abcde"))
+    jobs.run_with_limit(job, [1, 2, 3, 4, 5], slow, on_progress=lambda j, item: seen.append((j.done, item)),
+                        clock=clock)
+    assert job.results == [10, 20, 30] and seen == [(1, 1), (2, 2), (3, 3)]  # 100 s < 120 s: the third still ran
+    assert job.state == "time_limit" and job.elapsed_s == 150 and job.finished.is_set()
+    assert job.message() == ("Stopped after 150 s (time limit 120 s, set in the sidebar): 3 of 5 files done; "
+                             "the finished ones are below.")
+    one = jobs.run_with_limit(jobs.Job(total=2, limit_s=1), [1, 2], slow, clock=clock)
+    assert one.results == [10] and one.state == "time_limit"  # the first item always runs
+    whole = jobs.run_with_limit(jobs.Job(total=2, limit_s=1000), [1, 2], slow, clock=clock)
+    assert whole.results == [10, 20] and whole.state == "done" and whole.message() == ""
+
+
+def test_run_with_limit_stops_on_the_cancel_flag_and_keeps_results_after_a_failure():
+    from cartoonkit.dashboard import jobs
+
+    job = jobs.Job(total=4)
+
+    def work(item):
+        if item == 2:
+            job.cancel.set()  # as the Stop button's rerun does, from another thread
+        return item
+
+    jobs.run_with_limit(job, [1, 2, 3, 4], work, clock=FakeClock())
+    assert job.results == [1, 2] and job.state == "stopped" and "Stopped by you" in job.message()
+
+    def broken(item):
+        if item == 2:
+            raise RuntimeError("model file vanished")
+        return item
+
+    failed = jobs.run_with_limit(jobs.Job(total=3), [1, 2, 3], broken, clock=FakeClock())
+    assert failed.results == [1] and failed.state == "failed" and failed.finished.is_set()
+    assert failed.message() == "model file vanished (1 of 3 files done)"
+
+
+def test_settle_stops_a_job_running_in_another_thread_and_waits_for_its_item():
+    import threading
+
+    from cartoonkit.dashboard import jobs
+
+    job, started = jobs.Job(total=3), threading.Event()
+
+    def item(n):
+        started.set()
+        assert job.cancel.wait(10)  # the first item is still busy when the next run settles the job
+        return n
+
+    worker = threading.Thread(target=jobs.run_with_limit, args=(job, [1, 2, 3], item))
+    worker.start()
+    assert started.wait(10)
+    jobs.settle(job, stop_clicked=True, wait_s=10)
+    worker.join(10)
+    assert job.results == [1] and job.state == "stopped"  # the busy item finished and was kept
+
+    interrupted = jobs.Job(total=2, results=[1])
+    interrupted.finished.set()  # its run was stopped by Streamlit at a progress update, flag never looked at
+    jobs.settle(interrupted, stop_clicked=False)
+    assert interrupted.state == "interrupted" and "Interrupted" in interrupted.message()
+    complete = jobs.Job(total=1, results=[1])
+    complete.finished.set()
+    jobs.settle(complete, stop_clicked=True)
+    assert complete.state == "done"
+
+
+def test_time_limit_default_comes_from_the_environment():
+    from cartoonkit.dashboard import jobs
+
+    assert jobs.default_time_limit({}) == 120
+    assert jobs.default_time_limit({jobs.TIME_LIMIT_ENV: "30"}) == 30
+    for bad in ("soon", "-5", "0", "inf", "nan"):
+        assert jobs.default_time_limit({jobs.TIME_LIMIT_ENV: bad}) == 120, bad
+
+
+def test_settings_changes_name_what_differs_but_not_the_time_limit():
+    from cartoonkit.dashboard import Settings
+    from cartoonkit.dashboard.common import settings_changes
+
+    old = Settings(resolution=512, format="jpg")
+    assert settings_changes(old, Settings(resolution=512, format="jpg", time_limit_s=5)) == []
+    assert settings_changes(old, Settings(resolution=1024, format="png")) == [
+        "resolution 512 (now 1024)", "format jpg (now png)"]
+
+
+# --------------------------------------------------------------------------- batch: zip and report
+
+
+def test_unique_names_in_the_zip():
+    from cartoonkit.dashboard.batch_page import unique_names
+
+    assert unique_names(["a.png", "A.png", "a-2.png", "b.png", "report.json", "../up.png"]) == [
+        "a.png", "A-2.png", "a-2-2.png", "b.png", "report-2.json", "up.png"]
+
+
+def test_batch_zip_has_the_good_files_and_a_report_naming_the_bad_ones(cartoonizer):
+    import zipfile
+
+    from cartoonkit.dashboard import Settings, batch_page, common, jobs
+
+    good = _jpeg()
+    files = [("same.jpg", good), ("broken.jpg", good[:100]), ("same.png", _png()), ("late.jpg", good)]
+    settings = Settings(resolution=256, format="png")
+    job = jobs.Job(total=len(files), settings=settings, labels=[name for name, _ in files])
+    clock = FakeClock()
+
+    def one(file):
+        clock.now += 50
+        return common.process_one(file[0], file[1], settings, cartoonizer)
+
+    jobs.run_with_limit(job, files, one, clock=clock)
+    assert job.state == "time_limit" and job.done == 3
+    archive = zipfile.ZipFile(io.BytesIO(batch_page.build_zip(job)))
+    assert sorted(archive.namelist()) == ["report.json", "same-2.png", "same.png"]
+    for name in ("same.png", "same-2.png"):
+        assert Image.open(archive.open(name)).size == (256, 171)
+    report = json.loads(archive.read("report.json"))
+    assert [(r["file"], r["status"], r["output"]) for r in report["files"]] == [
+        ("same.jpg", "done", "same.png"), ("broken.jpg", "failed", ""), ("same.png", "done", "same-2.png"),
+        ("late.jpg", "not run", "")]
+    assert report["files"][1]["reason"].startswith("broken.jpg:") and report["files"][3]["reason"] == \
+        "time limit reached"
+    assert (report["done"], report["failed"], report["not_run"]) == (2, 1, 1) and report["state"] == "time_limit"
+    assert report["settings"]["resolution"] == 256 and all(r["ms"] >= 0 for r in report["files"])
+
+
+def test_batch_page_uploads_to_zip_and_report(app):
+    import zipfile
+
+    app.sidebar.radio(key="page").set_value("Batch").run()
+    app.sidebar.selectbox(key="resolution").set_value(SMALL)
+    uploader = _uploader(app, "batch_uploads")
+    uploader.set_value([("photo.jpg", _jpeg(), "image/jpeg"), ("notes.txt", b"hello", "text/plain"),
+                        ("photo.png", _png(), "image/png")])
+    app.button(key="batch_run").click().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [app.session_state["batch_job"].results[1].error]
+    assert app.error[0].value.startswith("notes.txt:")
+    table = app.dataframe[0].value
+    assert list(table["status"]) == ["done", "failed", "done"] and list(table["output"])[::2] == [
+        "photo.png", "photo-2.png"]
+    assert len(app.get("download_button")) == 1
+    archive = zipfile.ZipFile(io.BytesIO(app.session_state["batch_zip"][1]))
+    assert sorted(archive.namelist()) == ["photo-2.png", "photo.png", "report.json"]
+    assert Image.open(archive.open("photo-2.png")).size == (SMALL, 341)
+
+
+def test_batch_stop_keeps_what_an_interrupted_run_finished(app):
+    """A Stop click reruns the script while the old run is busy: the new run settles the job and delivers it."""
+    import zipfile
+
+    from cartoonkit.dashboard import Outcome, Settings, jobs
+
+    app.sidebar.radio(key="page").set_value("Batch").run()
+    job = jobs.Job(total=3, settings=Settings(resolution=1024), labels=["a.jpg", "b.jpg", "c.jpg"],
+                   results=[Outcome(name="a.jpg", data=_png(), file_name="a.png", seconds=0.2)])
+    job.finished.set()  # the old run got as far as one file, then Streamlit stopped it at its progress update
+    app.session_state["batch_job"] = job
+    app.button(key="batch_stop").click().run()
+    assert not app.exception and job.state == "stopped"
+    assert app.warning[0].value.startswith("Stopped by you") and "1 of 3 files done" in app.warning[0].value
+    archive = zipfile.ZipFile(io.BytesIO(app.session_state["batch_zip"][1]))
+    assert sorted(archive.namelist()) == ["a.png", "report.json"]
+    assert list(app.dataframe[0].value["status"]) == ["done", "not run", "not run"]
+
+
+def test_cartoonize_time_limit_stops_with_a_message_and_keeps_the_done_photos(app, monkeypatch):
+    from cartoonkit.dashboard import common, jobs
+
+    clock, process_one = FakeClock(), common.process_one
+
+    def slow_process_one(*args, **kwargs):  # every photo "takes" 70 s on the fake clock
+        clock.now += 70
+        return process_one(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "CLOCK", clock)
+    monkeypatch.setattr(common, "process_one", slow_process_one)
+    uploader = _uploader(app, "uploads")
+    app.sidebar.selectbox(key="resolution").set_value(SMALL)
+    app.sidebar.number_input(key="time_limit").set_value(100)
+    uploader.set_value([(f"{n}.jpg", _jpeg(), "image/jpeg") for n in "abcd"])
+    app.button(key="run").click().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "Stopped after 140 s (time limit 100 s, set in the sidebar): 2 of 4 photos done; the finished ones are below."]
+    assert [o.name for o in app.session_state["cartoonize_job"].results] == ["a.jpg", "b.jpg"]
+    assert _image_count(app) == 4 and len(app.get("download_button")) == 2
+
+
+# --------------------------------------------------------------------------- password gate
+
+
+def test_password_gate_refuses_every_page_until_the_right_password(models_dir, monkeypatch):
+    from cartoonkit.dashboard import PAGES, gate
+
+    monkeypatch.setenv(gate.PASSWORD_ENV, "open sesame")
+    for page in PAGES:
+        at = st_testing.AppTest.from_file(APP, default_timeout=60)
+        at.session_state["page"] = page
+        at.run()
+        assert not at.exception
+        assert [t.value for t in at.title] == ["cartoonkit"] and len(at.text_input) == 1, page
+        assert not at.sidebar.children, page   # no settings, no page picker
+        assert not at.get("file_uploader") and not at.button and not at.error, page
+    at.text_input(key="gate_password").input("open sesam").run()
+    assert [e.value for e in at.error] == ["Wrong password."] and [t.value for t in at.title] == ["cartoonkit"]
+    assert gate.UNLOCKED_KEY not in at.session_state
+    at.text_input(key="gate_password").input("open sesame").run()
+    assert not at.exception and not at.error and not at.text_input
+    assert at.sidebar.radio(key="page").value == PAGES[-1] and at.title[0].value == "Performance"
+
+
+def test_password_gate_is_off_without_a_password(monkeypatch):
+    from cartoonkit.dashboard import gate
+
+    monkeypatch.delenv(gate.PASSWORD_ENV, raising=False)
+    assert gate.configured_password() is None
+    monkeypatch.setenv(gate.PASSWORD_ENV, "pw")
+    assert gate.configured_password() == "pw"
+    assert gate.matches("pw", "pw") and not gate.matches("pW", "pw") and not gate.matches("", "pw")

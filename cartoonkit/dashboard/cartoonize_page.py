@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
-from . import common
+from . import common, jobs
 
-OUTCOMES_KEY = "cartoonize_outcomes"
+JOB_KEY = "cartoonize_job"
+
+
+def collect_files(uploads, use_samples: bool) -> list[tuple[str, bytes]]:
+    files = [(f.name, f.getvalue()) for f in uploads or []]
+    return files + (common.sample_files() if use_samples else [])
+
+
+def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Settings, keep_images: bool = True):
+    """Cartoonize ``files`` as a job under ``job_key`` (shared with the Batch page); bad settings stop it early."""
+    try:
+        config = settings.config()  # a bad setting: one message, before any file
+        cartoonizer = common.load_cartoonizer(settings.model, settings.device, settings.precision)
+    except Exception as exc:  # a bad setting or a missing model: say so, keep the page alive
+        st.error(str(exc))
+        st.session_state.pop(job_key, None)
+        return
+
+    def one(file: tuple[str, bytes]) -> common.Outcome:
+        outcome = common.process_one(file[0], file[1], settings, cartoonizer, config)
+        if not keep_images:  # the Batch page keeps only the encoded files: less memory per session
+            outcome.before = outcome.after = outcome.result = None
+        return outcome
+
+    common.run_job(st, job_key, files, [name for name, _ in files], one, settings, unit="photos")
 
 
 def render(st, settings: common.Settings) -> None:
@@ -12,22 +36,20 @@ def render(st, settings: common.Settings) -> None:
     uploads = st.file_uploader("Photos", type=None, accept_multiple_files=True, key="uploads",
                                help=f"Any image file, up to {common.MAX_UPLOAD_MB} MB each")
     use_samples = st.checkbox("Use sample portraits", key="use_samples")
-    if st.button("Cartoonize", key="run", type="primary"):
-        files = [(f.name, f.getvalue()) for f in uploads or []]
-        if use_samples:
-            files += common.sample_files()
+    run, stop = common.run_buttons(st, "Cartoonize", "run", "stop")
+    jobs.settle(st.session_state.get(JOB_KEY), stop)  # an earlier run this click replaced
+    if run:
+        files = collect_files(uploads, use_samples)
         if not files:
             st.warning("Upload photos or tick 'Use sample portraits' first.")
-            st.session_state[OUTCOMES_KEY] = []
+            st.session_state.pop(JOB_KEY, None)
         else:
-            try:
-                with st.spinner(f"Cartoonizing {len(files)} photo(s)..."):
-                    st.session_state[OUTCOMES_KEY] = common.process_uploads(files, settings)
-            except Exception as exc:  # a bad setting or a missing model: say so, keep the page alive
-                st.error(str(exc))
-                st.session_state[OUTCOMES_KEY] = []
-    for index, outcome in enumerate(st.session_state.get(OUTCOMES_KEY, [])):
-        show_outcome(st, outcome, index)
+            start(st, JOB_KEY, files, settings)
+    job = st.session_state.get(JOB_KEY)
+    if job is not None:
+        common.show_job_state(st, job, settings, "Cartoonize", unit="photos")
+        for index, outcome in enumerate(job.results):
+            show_outcome(st, outcome, index)
 
 
 def show_outcome(st, outcome: common.Outcome, index: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from ..errors import CartoonkitError
 from ..imageio import ImageLimits, extension_for, read_image
 from ..pipeline import Cartoonizer, CartoonResult
 from ..weights import DEFAULT_MODEL, installed_models
+from . import jobs
 
 RESOLUTIONS = (512, 768, 1024, 2048)
 FORMATS = ("png", "jpg", "webp")
@@ -39,6 +40,8 @@ class Settings:
     quality: int = 95
     device: str = "auto"
     precision: str = "auto"
+    # Not part of what a result was made with: changing it never marks results as stale.
+    time_limit_s: float = field(default=jobs.DEFAULT_TIME_LIMIT_S, compare=False)
 
     def config(self, **changes) -> CartoonConfig:
         values = dict(style_weight=self.style_weight, resolution=self.resolution, format=self.format,
@@ -60,6 +63,7 @@ class Outcome:
     file_name: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    seconds: float = 0.0               # wall time of decode to encode, failures included
 
 
 def device_choices() -> list[str]:
@@ -101,18 +105,18 @@ def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoon
     """Decode, cartoonize and encode one file; a problem the user caused becomes ``Outcome.error``."""
     config = config or settings.config()
     timings: dict[str, float] = {}
+    start = time.perf_counter()
     try:
-        start = time.perf_counter()
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
         timings["decode"] = time.perf_counter() - start
         before, _ = cartoonizer.preprocess(decoded, config)
         result = cartoonizer.process(decoded, config, timings)
         encoded = result.encode(config.format, config.quality)
     except CartoonkitError as exc:  # InvalidImageError, ConfigError, ... : message names the file / setting
-        return Outcome(name=name, error=str(exc))
+        return Outcome(name=name, error=str(exc), seconds=time.perf_counter() - start)
     return Outcome(name=name, result=result, before=to_numpy(before), after=to_numpy(result.rgb), data=encoded,
                    file_name=Path(name).stem + extension_for(config.format), timings=dict(result.timings),
-                   notes=result.notes)
+                   notes=result.notes, seconds=time.perf_counter() - start)
 
 
 def process_uploads(files: list[tuple[str, bytes]], settings: Settings,
@@ -130,6 +134,12 @@ def format_timings(timings: dict[str, float]) -> str:
     parts = [f"{stage} {timings[stage] * 1000:.0f} ms" for stage in stages]
     parts.append(f"total {sum(timings.values()) * 1000:.0f} ms")
     return " · ".join(parts)
+
+
+def settings_changes(old: Settings, new: Settings) -> list[str]:
+    """``["resolution 1024 (now 512)", ...]``: what differs between the settings of a result and the current ones."""
+    return [f"{f.name.replace('_', ' ')} {getattr(old, f.name)} (now {getattr(new, f.name)})"
+            for f in fields(Settings) if f.compare and getattr(old, f.name) != getattr(new, f.name)]
 
 
 def sample_files() -> list[tuple[str, bytes]]:
@@ -154,7 +164,54 @@ def sidebar(st) -> Settings:
     device = sb.selectbox("Device", device_choices(), key="device")
     precision = sb.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32")
+    time_limit = sb.number_input("Time limit per request (s)", min_value=1.0, max_value=3600.0,
+                                 value=jobs.default_time_limit(), step=10.0, key="time_limit",
+                                 help=f"Long work stops between files once past it; default from {jobs.TIME_LIMIT_ENV}")
     sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
                "images over 64 megapixels are refused.")
     return Settings(model=model, mode=mode, style_weight=float(style_weight), resolution=int(resolution),
-                    format=fmt, quality=int(quality), device=device, precision=precision)
+                    format=fmt, quality=int(quality), device=device, precision=precision,
+                    time_limit_s=float(time_limit))
+
+
+# --------------------------------------------------------------------------- long work on a page
+
+
+def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool]:
+    """The page's primary button and its Stop button side by side; returns (run clicked, stop clicked)."""
+    left, right, _ = st.columns([1, 1, 4])
+    run = left.button(label, key=run_key, type="primary")
+    stop = right.button("Stop", key=stop_key, help="Stops after the photo being processed; keeps what is done")
+    return run, stop
+
+
+def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Settings,
+            unit: str = "files") -> jobs.Job:
+    """Run ``fn`` over ``items`` one at a time under the model lock, with a progress bar, the Stop button's flag
+    and the sidebar's time limit; the job (results so far included) lives in ``st.session_state[job_key]``."""
+    job = jobs.Job(total=len(items), settings=settings, limit_s=settings.time_limit_s, labels=list(labels))
+    st.session_state[job_key] = job
+    bar = st.progress(0.0, text=f"0 of {job.total} {unit}")
+
+    def locked(item):
+        with MODEL_LOCK:  # per item, so that other sessions' requests interleave with a long batch
+            return fn(item)
+
+    def progress(job: jobs.Job, item) -> None:  # a Streamlit call: where a rerun may stop this one
+        bar.progress(job.done / job.total, text=f"{job.done} of {job.total} {unit}: {job.labels[job.done - 1]}")
+
+    jobs.run_with_limit(job, items, locked, on_progress=progress)
+    bar.empty()
+    return job
+
+
+def show_job_state(st, job: jobs.Job, settings: Settings, action: str, unit: str = "files") -> None:
+    """Why the job ended early (if it did) and whether its results were made with other settings."""
+    if job.state == "time_limit" or job.state == "failed":
+        st.error(job.message(unit))
+    elif job.state in ("stopped", "interrupted"):
+        st.warning(job.message(unit))
+    changes = settings_changes(job.settings, settings) if job.settings is not None else []
+    if changes:
+        st.warning(f"These results were made with other settings: {'; '.join(changes)}. "
+                   f"Press {action} to update.")
