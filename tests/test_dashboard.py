@@ -137,6 +137,28 @@ def test_cartoonize_bad_upload_shows_an_error_naming_the_file(app):
     assert outcomes[1].error is None and outcomes[1].after.shape[:2] == (341, SMALL)
 
 
+def test_preprocessing_settings_reach_the_pipeline(app, cartoonizer):
+    from cartoonkit.dashboard import Settings, process_uploads
+
+    uploader = _uploader(app, "uploads")
+    app.sidebar.selectbox(key="resolution").set_value(SMALL)
+    app.sidebar.slider(key="upscale").set_value(1.5)
+    app.sidebar.select_slider(key="denoise").set_value(5)
+    app.sidebar.slider(key="beautify").set_value(0.5)
+    uploader.set_value([("p.jpg", _jpeg(), "image/jpeg")])
+    app.button(key="run").click().run()
+    assert not app.exception and not app.error
+    job = app.session_state["cartoonize_job"]
+    assert job.settings.config().network_long_side == 768
+    assert (job.settings.upscale, job.settings.denoise, job.settings.beautify) == (1.5, 5, 0.5)
+    outcome, = job.results
+    assert outcome.after.shape == outcome.before.shape == (341, SMALL, 3)  # back at the output size
+    plain, = process_uploads([("p.jpg", _jpeg())], Settings(resolution=SMALL), cartoonizer)
+    assert np.abs(plain.after.astype(int) - outcome.after).mean() > 1  # the options changed the cartoon
+    app.sidebar.slider(key="beautify").set_value(0.0).run()
+    assert "beautify 0.5 (now 0.0)" in app.warning[0].value
+
+
 def test_compare_grid_has_rows_times_cols_cells(app):
     app.sidebar.radio(key="page").set_value("Compare").run()
     app.multiselect(key="compare_weights").set_value([0.0, 1.0])

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import CartoonConfig
+from ..config import DENOISE_KERNELS, MAX_UPSCALE, MIN_UPSCALE, CartoonConfig
 from ..errors import CartoonkitError
 from ..imageio import ImageLimits, extension_for, read_image
 from ..pipeline import Cartoonizer, CartoonResult
+from ..transforms import resize_to
 from ..weights import DEFAULT_MODEL, installed_models
 from . import jobs
 
@@ -40,12 +41,16 @@ class Settings:
     quality: int = 95
     device: str = "auto"
     precision: str = "auto"
+    upscale: float = 1.0   # preprocessing, see CartoonConfig
+    denoise: int = 0
+    beautify: float = 0.0
     # Not part of what a result was made with: changing it never marks results as stale.
     time_limit_s: float = field(default=jobs.DEFAULT_TIME_LIMIT_S, compare=False)
 
     def config(self, **changes) -> CartoonConfig:
         values = dict(style_weight=self.style_weight, resolution=self.resolution, format=self.format,
-                      quality=self.quality, mode=self.mode)
+                      quality=self.quality, mode=self.mode, upscale=self.upscale, denoise=self.denoise,
+                      beautify=self.beautify)
         values.update(changes)
         return CartoonConfig(**values)
 
@@ -109,9 +114,10 @@ def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoon
     try:
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
         timings["decode"] = time.perf_counter() - start
-        before, _ = cartoonizer.preprocess(decoded, config)
         result = cartoonizer.process(decoded, config, timings)
         encoded = result.encode(config.format, config.quality)
+        # The photo at the output's size (not the network's input: that may be upscaled and blurred).
+        before = resize_to(decoded.rgb, tuple(result.rgb.shape[-2:]))
     except CartoonkitError as exc:  # InvalidImageError, ConfigError, ... : message names the file / setting
         return Outcome(name=name, error=str(exc), seconds=time.perf_counter() - start)
     return Outcome(name=name, result=result, before=to_numpy(before), after=to_numpy(result.rgb), data=encoded,
@@ -161,6 +167,13 @@ def sidebar(st) -> Settings:
                               key="resolution")
     fmt = sb.selectbox("Output format", FORMATS, key="format")
     quality = sb.slider("Quality (jpg/webp)", 1, 100, 95, key="quality", disabled=fmt == "png")
+    pre = sb.expander("Preprocessing")
+    upscale = pre.slider("Upscale", MIN_UPSCALE, MAX_UPSCALE, 1.0, 0.1, key="upscale",
+                         help="The network runs at resolution x upscale and its result is resized back")
+    denoise = pre.select_slider("Denoise (blur kernel)", DENOISE_KERNELS, value=0, key="denoise",
+                                help="Gaussian blur of the photo before the network; 0 = off")
+    beautify = pre.slider("Beautify", 0.0, 1.0, 0.0, 0.05, key="beautify",
+                          help="Strength of an edge-preserving (bilateral) smoothing of the cartoon")
     device = sb.selectbox("Device", device_choices(), key="device")
     precision = sb.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32")
@@ -171,6 +184,7 @@ def sidebar(st) -> Settings:
                "images over 64 megapixels are refused.")
     return Settings(model=model, mode=mode, style_weight=float(style_weight), resolution=int(resolution),
                     format=fmt, quality=int(quality), device=device, precision=precision,
+                    upscale=round(float(upscale), 2), denoise=int(denoise), beautify=round(float(beautify), 2),
                     time_limit_s=float(time_limit))
 
 
