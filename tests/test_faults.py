@@ -291,14 +291,17 @@ def test_output_folder_that_cannot_be_created(unprivileged, three, read_only, tm
     assert not out.exists()
 
 
-def test_run_into_an_unwritable_folder(unprivileged, three, read_only, tmp_path):
+def test_run_into_an_unwritable_folder_and_an_unreadable_input(unprivileged, three, read_only, tmp_path):
     out = read_only(tmp_path / "out")
     photos = [three / PORTRAITS[0], three / PORTRAITS[1]]
-    result = cartoonkit(unprivileged, "run", *photos, "-o", out, "--device", "cpu", *SMALL)
+    secret = shutil.copy(photos[0], three / "secret.jpg")
+    os.chmod(secret, 0)
+    result = cartoonkit(unprivileged, "run", *photos, secret, "-o", out, "--device", "cpu", *SMALL)
     assert result.returncode == 1
     expected = [f"error: cannot write {out / (p.stem + '.png')}: Permission denied" for p in photos]
+    expected.append(f"error: {secret}: permission denied (file is not readable)")
     assert error_lines(result.stderr) == expected and "Traceback" not in result.stderr
-    assert "0 done, 0 skipped, 2 failed" in result.stdout
+    assert "0 done, 0 skipped, 3 failed" in result.stdout
     assert os.listdir(out) == []
 
 
