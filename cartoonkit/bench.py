@@ -182,6 +182,23 @@ def bench_model(cartoonizer: Cartoonizer, variant: str, photo: torch.Tensor, res
                     peak_memory_mb=memory.mb)
 
 
+def model_grid(cartoonizer: Cartoonizer, resolutions: list[int], batch_sizes: list[int], repeats: int = 3,
+               variant: str = "as given") -> dict:
+    """Throughput and peak memory of one warm ``cartoonizer``'s network over resolutions x batch sizes.
+
+    :func:`bench_model` rows on the first sample photo, without the float32 quality reference that
+    :func:`run_benchmarks` loads (``psnr_vs_fp32`` is ``None``). Returns a result shaped like
+    :func:`run_benchmarks`'s, so :func:`format_table` prints it.
+    """
+    files = sample_photos()[:1]
+    photo = read_image(files[0]).rgb
+    rows = [bench_model(cartoonizer, variant, photo, r, b, repeats, None) for r in resolutions for b in batch_sizes]
+    return {"machine": machine_description(cartoonizer.device), "torch": torch.__version__,
+            "photos": [f.name for f in files],
+            "gflop_per_image": {str(r): round(conv_flops(r, r) / 1e9, 1) for r in resolutions},
+            "checks": {}, "rows": [asdict(r) for r in rows], "compound": []}
+
+
 def bench_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], resolution: int,
                      repeats: int) -> BenchRow:
     """Decode, resize, network, blend, encode and atomic write for every file, one at a time."""

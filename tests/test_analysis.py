@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cartoonkit.analysis import batching, formats, quality, resolution, spectra
-from cartoonkit.bench import PeakMemory, bench_model, format_table
+from cartoonkit.bench import PeakMemory, format_table, model_grid
 from cartoonkit.config import CartoonConfig
 from cartoonkit.imageio import encode_image, read_image
 from cartoonkit.transforms import blend_to_uint8
@@ -230,12 +230,13 @@ def test_peak_memory_counts_a_known_allocation():
     assert 190 < memory.mb < 260
 
 
-def test_bench_model_reports_peak_memory(cartoonizer, photo):
-    row = bench_model(cartoonizer, "default", torch.from_numpy(photo).permute(2, 0, 1), 256, 2, 1, None)
-    assert row.peak_memory_mb is not None and row.peak_memory_mb > 0
-    result = {"machine": "m", "torch": "t", "gflop_per_image": {}, "photos": ["p"],
-              "rows": [vars(row), {**vars(row), "peak_memory_mb": None}]}
+def test_model_grid_reports_peak_memory(cartoonizer):
+    result = model_grid(cartoonizer, [256], [1, 2], repeats=1, variant="default")
+    assert [(r["resolution"], r["batch"]) for r in result["rows"]] == [(256, 1), (256, 2)]
+    for row in result["rows"]:
+        assert row["peak_memory_mb"] is not None and row["peak_memory_mb"] > 0
+        assert row["psnr_vs_fp32"] is None and row["images_per_second"] > 0
     table = format_table(result)
-    assert f"| {row.peak_memory_mb:.0f} |" in table and "peak memory (MB)" in table
-    old = {k: v for k, v in vars(row).items() if k != "peak_memory_mb"}  # JSON written before the field
-    assert "| default | model | 256 | 2 |" in format_table({**result, "rows": [old]})
+    assert "peak memory (MB)" in table and f"| {result['rows'][1]['peak_memory_mb']:.0f} |" in table
+    old = {k: v for k, v in result["rows"][0].items() if k != "peak_memory_mb"}  # JSON written before the field
+    assert "| default | model | 256 | 1 |" in format_table({**result, "rows": [old]})

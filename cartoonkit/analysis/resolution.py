@@ -34,10 +34,13 @@ def resolution_study(cartoonizer, decoded, resolutions: Sequence[int], style_wei
     photo = decoded.rgb.permute(1, 2, 0).numpy()
     outputs, rows = {}, []
     for resolution in resolutions:
-        config = CartoonConfig(style_weight=style_weight, resolution=resolution)
-        seconds = median_seconds(lambda config=config: cartoonizer.process(decoded, config), repeats,
-                                 cartoonizer.device)
-        outputs[resolution] = cartoonizer.process(decoded, config).rgb.permute(1, 2, 0).cpu().numpy()
+        config, last = CartoonConfig(style_weight=style_weight, resolution=resolution), []
+
+        def run(config=config, last=last):
+            last[:] = [cartoonizer.process(decoded, config)]  # keep the output of the last timed run
+
+        seconds = median_seconds(run, repeats, cartoonizer.device)
+        outputs[resolution] = last[0].rgb.permute(1, 2, 0).cpu().numpy()
         rows.append({"resolution": resolution, "ms": seconds * 1e3})
     largest = outputs[max(resolutions)]
     for row in rows:
