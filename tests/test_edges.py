@@ -118,3 +118,20 @@ def test_swapped_channels(cartoonizer, photo):
     wrong = edges.cartoonize_swapped_channels(cartoonizer, net_photo, 1.0).permute(1, 2, 0).numpy()
     assert wrong.shape == right.shape
     assert edges.colour_shift(right, wrong)["delta_e"] > 2.0
+
+
+def test_strongest_edge_window_and_zoom():
+    image = np.full((80, 100, 3), 255, np.uint8)
+    image[50:70, 60:90] = 0  # the only edges
+    top, left = edges.strongest_edge_window(image, size=24)
+    assert 50 - 24 <= top <= 70 and 60 - 24 <= left <= 90
+    crop = edges.zoom(image, top, left, size=24, factor=3)
+    assert crop.shape == (72, 72, 3)
+    assert np.array_equal(crop[::3, ::3], image[top:top + 24, left:left + 24])
+
+
+def test_variants_chart():
+    rows = [{"photo": "a", "variant": v, "change_vs_baseline": c, "detail_vs_baseline": d}
+            for v, c, d in (("baseline", 0.0, 0.0), ("x", -0.2, -0.1))]
+    figure = edges.variants_chart(rows)
+    assert [list(t.y) for t in figure.data] == [[0.0, -20.0], [0.0, -10.0]]

@@ -311,3 +311,39 @@ def colour_shift(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
     diff = lab_other - lab_ref
     return {"delta_e": float(np.sqrt((diff ** 2).sum(axis=2)).mean()), "delta_L": float(diff[..., 0].mean()),
             "delta_a": float(diff[..., 1].mean()), "delta_b": float(diff[..., 2].mean())}
+
+
+# --------------------------------------------------------------------------- looking closer
+
+
+def strongest_edge_window(image: np.ndarray, size: int = 48) -> tuple[int, int]:
+    """``(top, left)`` of the ``size x size`` window holding the most edge weight (where jaggies show)."""
+    size = min(size, image.shape[0], image.shape[1])
+    _, weight = orientation_deviation(image)
+    integral = np.pad(weight, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left)
+
+
+def zoom(image: np.ndarray, top: int, left: int, size: int = 48, factor: int = 4) -> np.ndarray:
+    """The ``size x size`` crop at ``(top, left)``, enlarged ``factor`` times with nearest neighbour (so
+    every pixel, and every staircase, stays visible)."""
+    crop = image[top:top + size, left:left + size]
+    return np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1)
+
+
+def variants_chart(rows: Sequence[dict]):
+    """A plotly bar chart: each variant's change in jaggies (and in detail) against the baseline, per photo."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for photo in dict.fromkeys(r["photo"] for r in rows):
+        mine = [r for r in rows if r["photo"] == photo]
+        figure.add_trace(go.Bar(x=[r["variant"] for r in mine], y=[100 * r["change_vs_baseline"] for r in mine],
+                                name=f"{photo}: jaggies"))
+        figure.add_trace(go.Bar(x=[r["variant"] for r in mine], y=[100 * r["detail_vs_baseline"] for r in mine],
+                                name=f"{photo}: detail", opacity=0.45))
+    figure.update_layout(barmode="group", title="Change against the baseline (%): jaggies, and detail beside it",
+                         yaxis_title="% vs baseline (negative = less)", height=480)
+    return figure
