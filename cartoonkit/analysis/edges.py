@@ -232,18 +232,20 @@ class VariantRow:
 
 def run_preprocessing_variants(cartoonizer, decoded, resolution: int, style_weight: float = 1.0,
                                variants: Sequence[tuple[str, float, int, float]] = PREPROCESSING_VARIANTS,
-                               repeats: int = 1) -> tuple[list[dict], dict[str, np.ndarray]]:
+                               repeats: int = 1, warmup: bool = True) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Cartoonize one decoded photo (:class:`~cartoonkit.imageio.DecodedImage`) under each preprocessing
     variant at output size ``resolution``; returns the table (one dict per variant, :class:`VariantRow`
     fields) and each variant's ``(H, W, 3)`` uint8 result by label. The first variant is the baseline
-    the changes are relative to."""
+    the changes are relative to. ``warmup``: one untimed run per variant first (off: the times include
+    first-call costs, but it takes half as long)."""
     from ..config import CartoonConfig
 
     rows, images = [], {}
     for label, upscale, kernel, strength in variants:
         config = CartoonConfig(style_weight=style_weight, resolution=resolution, upscale=upscale, denoise=kernel,
                                beautify=strength)
-        cartoonizer.process(decoded, config)  # warm-up for this shape
+        if warmup:
+            cartoonizer.process(decoded, config)  # first-call costs for this shape stay out of the time
         times = []
         for _ in range(max(1, repeats)):
             start = time.perf_counter()
