@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def dashboard(models_dir):
     port = free_port()
     proc = subprocess.Popen(
@@ -56,14 +56,9 @@ def dashboard(models_dir):
             proc.kill()
 
 
-def test_upload_a_photo_and_get_the_cartoon(dashboard, shared_images, tmp_path):
+@pytest.fixture()
+def driver(dashboard, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
-    from PIL import Image
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    photo = tmp_path / "portrait.jpg"
-    Image.open(shared_images / "wb_actress2.jpg").convert("RGB").resize((300, 400)).save(photo)
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -74,18 +69,59 @@ def test_upload_a_photo_and_get_the_cartoon(dashboard, shared_images, tmp_path):
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     try:
         driver.get(dashboard)
-        wait = WebDriverWait(driver, 90)
-        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
-        upload.send_keys(str(photo))
-        wait.until(lambda d: "portrait.jpg" in d.page_source)
-        button = wait.until(lambda d: next(b for b in d.find_elements(By.TAG_NAME, "button")
-                                           if b.text.strip() == "Cartoonize"))
-        button.click()
-        wait.until(lambda d: any("Download" in b.text for b in d.find_elements(By.TAG_NAME, "button")))
-        images = driver.find_elements(By.CSS_SELECTOR, "img")
-        assert len(images) >= 2  # before and after
-        OUTPUT.mkdir(exist_ok=True)
-        driver.save_screenshot(str(OUTPUT / "dashboard.png"))
-        assert (OUTPUT / "dashboard.png").stat().st_size > 10_000
+        yield driver
     finally:
         driver.quit()
+
+
+def _button(driver, wait, text: str):
+    from selenium.webdriver.common.by import By
+
+    return wait.until(lambda d: next((b for b in d.find_elements(By.TAG_NAME, "button") if b.text.strip() == text),
+                                     None))
+
+
+def test_upload_a_photo_and_get_the_cartoon(driver, shared_images, tmp_path):
+    from PIL import Image
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "portrait.jpg"
+    Image.open(shared_images / "wb_actress2.jpg").convert("RGB").resize((300, 400)).save(photo)
+    wait = WebDriverWait(driver, 90, ignored_exceptions=(StaleElementReferenceException,))  # elements re-render
+    upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=file]"))
+    upload.send_keys(str(photo))
+    wait.until(lambda d: "portrait.jpg" in d.page_source)
+    _button(driver, wait, "Cartoonize").click()
+    wait.until(lambda d: any("Download" in b.text for b in d.find_elements(By.TAG_NAME, "button")))
+    images = driver.find_elements(By.CSS_SELECTOR, "img")
+    assert len(images) >= 2  # before and after
+    OUTPUT.mkdir(exist_ok=True)
+    driver.save_screenshot(str(OUTPUT / "dashboard.png"))
+    assert (OUTPUT / "dashboard.png").stat().st_size > 10_000
+
+
+def test_stop_mid_run_keeps_the_finished_photos(driver, shared_images):
+    """The Stop click reruns the script while the run is busy (Streamlit's fast reruns): the new run must stop the
+    old one after its current photo and show what was done, not an empty or frozen page."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from cartoonkit.samples import sample_photos
+
+    total = len(sample_photos())
+    if total < 3:
+        pytest.skip("needs the shared sample portraits")
+    wait = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))  # elements re-render
+    wait.until(lambda d: next((label for label in d.find_elements(By.TAG_NAME, "label")
+                               if "Use sample portraits" in label.text), None)).click()
+    _button(driver, wait, "Cartoonize").click()  # at 1024 px: seconds per photo on a CPU
+    wait.until(lambda d: f"1 of {total} photos" in d.page_source)
+    _button(driver, wait, "Stop and keep results").click()
+    message = wait.until(lambda d: next((e.text for e in d.find_elements(By.CSS_SELECTOR, "[data-testid=stAlert]")
+                                         if "Stopped by you" in e.text), None))
+    done = int(message.split(" photos done")[0].split()[-3])
+    assert 1 <= done < total, message
+    wait.until(lambda d: sum(b.text.startswith("Download") for b in d.find_elements(By.TAG_NAME, "button")) == done)

@@ -193,9 +193,10 @@ def sidebar(st) -> Settings:
 
 def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool]:
     """The page's primary button and its Stop button side by side; returns (run clicked, stop clicked)."""
-    left, right, _ = st.columns([1, 1, 4])
+    left, right, _ = st.columns([1, 2, 3])
     run = left.button(label, key=run_key, type="primary")
-    stop = right.button("Stop", key=stop_key, help="Stops after the photo being processed; keeps what is done")
+    stop = right.button("Stop and keep results", key=stop_key,
+                        help="Stops after the item being processed; what is done so far stays on the page")
     return run, stop
 
 
