@@ -227,6 +227,7 @@ def test_benchmark_rows_survive_missing_and_broken_fields(tmp_path):
     (tmp_path / "odd.json").write_text(json.dumps({"rows": [
         {"variant": "eager-fp32", "resolution": 512, "ms_per_image": 500.0},            # no name, batch, machine
         {"variant": "tflite-cpu", "resolution": 224, "images_per_second": 4.0},         # a rate, no time
+        {"variant": "channels_last-reduced", "name": "model", "resolution": 224, "batch": 1, "ms_per_image": 100},
         {"variant": "x", "resolution": 512},                                             # no time at all
         {"resolution": 512, "ms_per_image": 1.0}, "a string", {"variant": "y", "resolution": "big",
                                                                 "ms_per_image": 3}],
@@ -234,11 +235,13 @@ def test_benchmark_rows_survive_missing_and_broken_fields(tmp_path):
     (tmp_path / "no-rows.json").write_text(json.dumps({"machine": "m", "rows": "oops", "compound": 3}))
     rows = pp.benchmark_rows(tmp_path)
     assert [(r["variant"], r["name"], r["batch"], round(r["ms_per_image"]), r["images_per_second"]) for r in rows] \
-        == [("eager-fp32", "model", 1, 500, 2.0), ("tflite-cpu", "model", 1, 250, 4.0)]
+        == [("eager-fp32", "model", 1, 500, 2.0), ("tflite-cpu", "model", 1, 250, 4.0),
+            ("channels_last-reduced", "model", 1, 100, 10.0)]
     _, compound = pp.read_results(json.loads((tmp_path / "odd.json").read_text()), "odd")
     assert compound == [{"photo": "p.jpg", "faces": "", "resolution": "", "share": {"network": 0.7}, "file": "odd"}]
     assert pp.is_peer("tflite-cpu") and not pp.is_peer("eager-fp32")
     assert pp.peers_figure(rows) is not None             # the peer row and cartoonkit's row side by side
+    assert pp.peers_figure(rows[:2]) is None              # a peer alone at its resolution: nothing to compare
     assert pp.batch_figure(rows) is None and pp.resolution_figure(rows) is not None
     assert pp.stage_figure([]) is None and pp.compound_figure([]) is None
 
@@ -472,6 +475,18 @@ def test_password_gate_refuses_every_page_until_the_right_password(models_dir, m
     at.text_input(key="gate_password").input("open sesame").run()
     assert not at.exception and not at.error and not at.text_input
     assert at.sidebar.radio(key="page").value == PAGES[-1] and at.title[0].value == "Performance"
+
+
+def test_password_gate_from_streamlit_secrets(models_dir, monkeypatch):
+    from cartoonkit.dashboard import gate
+
+    monkeypatch.delenv(gate.PASSWORD_ENV, raising=False)
+    at = st_testing.AppTest.from_file(APP, default_timeout=60)
+    at.secrets["password"] = "from secrets"
+    at.run()
+    assert not at.exception and len(at.text_input) == 1 and not at.sidebar.children
+    at.text_input(key="gate_password").input("from secrets").run()
+    assert not at.exception and at.title[0].value == "Cartoonize"
 
 
 def test_password_gate_is_off_without_a_password(monkeypatch):

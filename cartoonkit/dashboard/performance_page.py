@@ -144,24 +144,33 @@ def batch_figure(rows: list[dict]):
 
 
 def resolution_figure(rows: list[dict]):
-    """Images per second against resolution (network alone, batch 1), a colour per variant, a dash per file."""
+    """Images per second against resolution (network alone, batch 1), a line per variant: the median over the
+    result files that measured it (one line per file would bury the trend under the legend)."""
+    import statistics
+
     import plotly.express as px
 
-    points = sorted((r for r in rows if r["name"] == "model" and r["batch"] == 1),
-                    key=lambda r: (r["file"], r["variant"], r["resolution"]))
-    if len({r["resolution"] for r in points}) < 2:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["name"] == "model" and r["batch"] == 1:
+            groups.setdefault((r["variant"], r["resolution"]), []).append(r)
+    points = [{"variant": variant, "resolution": resolution, "files": len(g),
+               "images_per_second": statistics.median(r["images_per_second"] for r in g)}
+              for (variant, resolution), g in sorted(groups.items())]
+    if len({p["resolution"] for p in points}) < 2:
         return None
-    return px.line(_frame(points), x="resolution", y="images_per_second", color="variant", line_dash="file",
-                   markers=True, log_y=True,
-                   labels={"resolution": "long side (px)", "images_per_second": "images per second"},
+    return px.line(_frame(points), x="resolution", y="images_per_second", color="variant", markers=True,
+                   log_y=True, hover_data=["files"],
+                   labels={"resolution": "long side (px)", "images_per_second": "images per second (median)"},
                    title="Throughput against resolution (network alone, batch 1, higher is better)")
 
 
 def peers_figure(rows: list[dict]):
-    """cartoonkit's variants against the peers, for every (file, measurement, resolution) that has a peer row."""
+    """cartoonkit's variants against the peers, for every (file, measurement, resolution) that has both."""
     import plotly.express as px
 
-    with_peer = {(r["file"], r["name"], r["resolution"]) for r in rows if is_peer(r["variant"])}
+    with_peer = ({(r["file"], r["name"], r["resolution"]) for r in rows if is_peer(r["variant"])}
+                 & {(r["file"], r["name"], r["resolution"]) for r in rows if not is_peer(r["variant"])})
     points = [{**r, "what": f"{r['name']} {r['resolution']}px ({r['file']})",
                "who": ("peer: " if is_peer(r["variant"]) else "cartoonkit: ") + r["variant"]}
               for r in rows if (r["file"], r["name"], r["resolution"]) in with_peer and r["batch"] == 1]
