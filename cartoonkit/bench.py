@@ -120,7 +120,7 @@ class PeakMemory:
     the start. Freed heap memory is first handed back to the system (glibc ``malloc_trim``) so that
     memory kept from earlier work is not reused unseen; what is counted is every page touched
     (activations, input, oneDNN scratch, libraries loaded on the first call), not just tensors.
-    ``mb`` stays ``None`` where neither is available (not Linux).
+    ``mb`` stays ``None`` where neither applies (other devices; a CPU without ``/proc``, i.e. not Linux).
     """
 
     def __init__(self, device: torch.device):
@@ -131,13 +131,15 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self._start = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
+        elif self.device.type == "cpu":
             _malloc_trim()
             self._start = _resident_kb("VmRSS")
             try:
                 Path("/proc/self/clear_refs").write_text("5")
             except OSError:
                 self._start = None
+        else:  # other accelerators: not measured
+            self._start = None
         return self
 
     def __exit__(self, *exc) -> None:
