@@ -336,6 +336,8 @@ def test_time_limit_default_comes_from_the_environment():
 
     assert jobs.default_time_limit({}) == 120
     assert jobs.default_time_limit({jobs.TIME_LIMIT_ENV: "30"}) == 30
+    assert jobs.default_time_limit({jobs.TIME_LIMIT_ENV: "0.2"}) == 1      # kept within the sidebar's bounds
+    assert jobs.default_time_limit({jobs.TIME_LIMIT_ENV: "86400"}) == 3600
     for bad in ("soon", "-5", "0", "inf", "nan"):
         assert jobs.default_time_limit({jobs.TIME_LIMIT_ENV: bad}) == 120, bad
 

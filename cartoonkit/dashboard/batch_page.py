@@ -78,7 +78,7 @@ def render(st, settings: common.Settings) -> None:
                                help=f"Any number of image files, up to {common.MAX_UPLOAD_MB} MB each")
     use_samples = st.checkbox("Use sample portraits", key="batch_use_samples")
     run, stop = common.run_buttons(st, "Cartoonize all", "batch_run", "batch_stop")
-    jobs.settle(st.session_state.get(JOB_KEY), stop)
+    common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
     if run:
         files = cartoonize_page.collect_files(uploads, use_samples)
         if not files:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common, jobs
+from . import common
 
 JOB_KEY = "cartoonize_job"
 
@@ -37,7 +37,7 @@ def render(st, settings: common.Settings) -> None:
                                help=f"Any image file, up to {common.MAX_UPLOAD_MB} MB each")
     use_samples = st.checkbox("Use sample portraits", key="use_samples")
     run, stop = common.run_buttons(st, "Cartoonize", "run", "stop")
-    jobs.settle(st.session_state.get(JOB_KEY), stop)  # an earlier run this click replaced
+    common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
     if run:
         files = collect_files(uploads, use_samples)
         if not files:

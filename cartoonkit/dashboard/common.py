@@ -177,7 +177,8 @@ def sidebar(st) -> Settings:
     device = sb.selectbox("Device", device_choices(), key="device")
     precision = sb.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32")
-    time_limit = sb.number_input("Time limit per request (s)", min_value=1.0, max_value=3600.0,
+    time_limit = sb.number_input("Time limit per request (s)", min_value=jobs.MIN_TIME_LIMIT_S,
+                                 max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
                                  help=f"Long work stops between files once past it; default from {jobs.TIME_LIMIT_ENV}")
     sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
@@ -198,6 +199,14 @@ def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool
     stop = right.button("Stop and keep results", key=stop_key,
                         help="Stops after the item being processed; what is done so far stays on the page")
     return run, stop
+
+
+def settle(st, job_key: str, stop_clicked: bool) -> None:
+    """Stop the earlier run's job that this rerun replaces (see :func:`jobs.settle`), visibly when it has to wait."""
+    job = st.session_state.get(job_key)
+    if job is not None and job.state == "running":
+        with st.spinner("Stopping: the item in progress finishes first..."):
+            jobs.settle(job, stop_clicked)
 
 
 def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Settings,

@@ -11,7 +11,7 @@ import torch
 from .. import analysis
 from ..imageio import DecodedImage, encode_image, read_image
 from ..pipeline import Cartoonizer
-from . import common, jobs
+from . import common
 
 STYLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 GRID_RESOLUTIONS = (256, 512, 768, 1024, 2048)
@@ -73,7 +73,7 @@ def render(st, settings: common.Settings) -> None:
                                  key="compare_resolutions")
     st.caption(f"Mode, model, device and precision come from the sidebar ({settings.mode}, {settings.model}).")
     run, stop = common.run_buttons(st, "Compare", "compare_run", "compare_stop")
-    jobs.settle(st.session_state.get(JOB_KEY), stop)
+    common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
     if run:
         if not weights or not resolutions:
             st.warning("Pick at least one style weight and one resolution.")

@@ -17,18 +17,22 @@ from typing import Any
 
 TIME_LIMIT_ENV = "CARTOONKIT_DASHBOARD_TIME_LIMIT"
 DEFAULT_TIME_LIMIT_S = 120.0
+MIN_TIME_LIMIT_S, MAX_TIME_LIMIT_S = 1.0, 3600.0  # the sidebar's bounds
 CLOCK: Callable[[], float] = time.monotonic
 """Module-level so that tests can put a fake clock here (also under the AppTest-driven app)."""
 
 
 def default_time_limit(environ: dict | None = None) -> float:
-    """``CARTOONKIT_DASHBOARD_TIME_LIMIT`` in seconds when it is a positive number, else 120."""
+    """``CARTOONKIT_DASHBOARD_TIME_LIMIT`` in seconds when it is a positive number (kept within the sidebar's
+    1 s to 1 h), else 120."""
     value = (os.environ if environ is None else environ).get(TIME_LIMIT_ENV, "")
     try:
         seconds = float(value)
     except ValueError:
         return DEFAULT_TIME_LIMIT_S
-    return seconds if 0 < seconds < float("inf") else DEFAULT_TIME_LIMIT_S
+    if not 0 < seconds < float("inf"):
+        return DEFAULT_TIME_LIMIT_S
+    return min(max(seconds, MIN_TIME_LIMIT_S), MAX_TIME_LIMIT_S)
 
 
 @dataclass

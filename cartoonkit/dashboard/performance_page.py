@@ -93,17 +93,23 @@ def is_peer(variant: str) -> bool:
     return variant not in VARIANTS
 
 
-def run_short_benchmark(settings: common.Settings, folder: Path | None = None) -> tuple[str, dict]:
-    """A few seconds of ``cartoonkit bench`` (network alone, 256 px, batch 1 and 2), saved as JSON in ``folder``."""
+def run_short_benchmark(settings: common.Settings) -> tuple[str, dict]:
+    """A few seconds of ``cartoonkit bench``: network alone, 256 px, batch 1 and 2."""
     from ..bench import run_benchmarks
 
     name = time.strftime("dashboard-%Y%m%d-%H%M%S")
-    output = (folder or results_dir()) / f"{name}.json"
     with common.MODEL_LOCK:  # alone on the machine, or the numbers mean little
         result = run_benchmarks(SHORT_RESOLUTIONS, repeats=1, device=settings.device, model=settings.model,
                                 variants=SHORT_VARIANTS, batch_sizes=SHORT_BATCHES, end_to_end=False,
-                                print_table=False, output=output)
+                                print_table=False)
     return name, result
+
+
+def save_result(name: str, result: dict, folder: Path | None = None) -> Path:
+    path = (folder or results_dir()) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
 
 
 # --------------------------------------------------------------------------- charts (plotly figures or None)
@@ -227,6 +233,11 @@ def render(st, settings: common.Settings) -> None:
                 runs.append(run_short_benchmark(settings))
         except Exception as exc:  # a missing model or device: say so, keep the page
             st.error(f"The benchmark failed: {exc}")
+        else:
+            try:  # kept in this session even where it cannot be saved
+                st.caption(f"Saved as {save_result(*runs[-1])}.")
+            except OSError as exc:
+                st.warning(f"Could not save the result: {exc}")
 
     stored = load_results(_stored_dir())
     saved = {name for name, _ in runs}
