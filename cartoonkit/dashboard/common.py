@@ -213,9 +213,11 @@ def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Sett
             unit: str = "files") -> jobs.Job:
     """Run ``fn`` over ``items`` one at a time under the model lock, with a progress bar, the Stop button's flag
     and the sidebar's time limit; the job (results so far included) lives in ``st.session_state[job_key]``."""
+    bar = st.progress(0.0, text=f"0 of {len(items)} {unit}")
+    # No Streamlit call from here to run_with_limit: a rerun could stop this run there and leave a job
+    # that never sets ``finished`` for the next run to wait on.
     job = jobs.Job(total=len(items), settings=settings, limit_s=settings.time_limit_s, labels=list(labels))
     st.session_state[job_key] = job
-    bar = st.progress(0.0, text=f"0 of {job.total} {unit}")
 
     def locked(item):
         with MODEL_LOCK:  # per item, so that other sessions' requests interleave with a long batch
