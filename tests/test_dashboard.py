@@ -165,12 +165,23 @@ def test_compare_grid_has_rows_times_cols_cells(app):
     app.multiselect(key="compare_resolutions").set_value([256, 512])
     app.button(key="compare_run").click().run()
     assert not app.exception and not app.error
-    cells, (rows, cols, _) = app.session_state["compare_job"].results, app.session_state["compare_meta"]
+    job = app.session_state["compare_job"]
+    cells, (rows, cols, _) = job.results, job.meta
     assert (rows, cols) == (2, 2) and len(cells) == 4
     assert [max(c.image.shape[:2]) for c in cells] == [256, 256, 512, 512]
     assert _image_count(app) == 4 and len(app.get("download_button")) == 1
     grid = Image.open(io.BytesIO(app.session_state["compare_grid_png"][1]))
     assert grid.format == "PNG" and grid.width > 2 * 512 and grid.height > 2 * 256
+
+
+def test_grid_png_of_a_stopped_compare_leaves_the_missing_cells_blank():
+    from cartoonkit.dashboard.compare_page import Cell, grid_png
+
+    cells = [Cell(w, 256, np.zeros((20, 30, 3), np.uint8), 0.1) for w in (0.0, 1.0, 0.0)]  # 3 of 2 x 2 done
+    full = Image.open(io.BytesIO(grid_png(cells + [cells[0]], 2, 2)))
+    partial = np.asarray(Image.open(io.BytesIO(grid_png(cells, 2, 2))))
+    assert partial.shape[:2] == (full.height, full.width)
+    assert (partial[-10:, -15:] == 255).all() and (partial[-10:, :15] == 0).all()  # row 2: a cell, then blank
 
 
 def test_process_uploads_compound_mode_times_the_head_stages(models_dir):

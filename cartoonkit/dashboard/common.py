@@ -210,13 +210,14 @@ def settle(st, job_key: str, stop_clicked: bool) -> None:
 
 
 def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Settings,
-            unit: str = "files") -> jobs.Job:
+            unit: str = "files", meta=None) -> jobs.Job:
     """Run ``fn`` over ``items`` one at a time under the model lock, with a progress bar, the Stop button's flag
     and the sidebar's time limit; the job (results so far included) lives in ``st.session_state[job_key]``."""
     bar = st.progress(0.0, text=f"0 of {len(items)} {unit}")
     # No Streamlit call from here to run_with_limit: a rerun could stop this run there and leave a job
     # that never sets ``finished`` for the next run to wait on.
-    job = jobs.Job(total=len(items), settings=settings, limit_s=settings.time_limit_s, labels=list(labels))
+    job = jobs.Job(total=len(items), settings=settings, limit_s=settings.time_limit_s, labels=list(labels),
+                   meta=meta)
     st.session_state[job_key] = job
 
     def locked(item):

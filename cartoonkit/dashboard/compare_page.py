@@ -15,8 +15,7 @@ from . import common
 
 STYLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 GRID_RESOLUTIONS = (256, 512, 768, 1024, 2048)
-JOB_KEY = "compare_job"      # the cells, row by row, as a jobs.Job
-META_KEY = "compare_meta"    # (rows, cols, photo name) of that job
+JOB_KEY = "compare_job"      # the cells, row by row, as a jobs.Job; its meta: (rows, cols, photo name)
 GRID_KEY = "compare_grid_png"  # (the job it was built from, PNG bytes)
 
 
@@ -83,7 +82,7 @@ def render(st, settings: common.Settings) -> None:
     job = st.session_state.get(JOB_KEY)
     if job is None:
         return
-    rows, cols, name = st.session_state[META_KEY]
+    rows, cols, name = job.meta
     common.show_job_state(st, job, grid_relevant(settings), "Compare", unit="cells")
     cells = job.results
     for r in range(rows):
@@ -113,10 +112,9 @@ def start(st, name: str, data: bytes, weights: list[float], resolutions: list[in
         st.session_state.pop(JOB_KEY, None)
         return
     cells = cell_settings(weights, resolutions)
-    st.session_state[META_KEY] = (len(resolutions), len(weights), name)
     common.run_job(st, JOB_KEY, cells, [f"{r}px, style {w:g}" for r, w in cells],
                    lambda cell: make_cell(decoded, cell[0], cell[1], settings, cartoonizer), grid_relevant(settings),
-                   unit="cells")
+                   unit="cells", meta=(len(resolutions), len(weights), name))
 
 
 def grid_relevant(settings: common.Settings) -> common.Settings:

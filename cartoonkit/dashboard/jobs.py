@@ -66,6 +66,7 @@ class Job:
     limit_s: float = DEFAULT_TIME_LIMIT_S
     error: str = ""
     labels: list[str] = field(default_factory=list)  # one per item, for progress text and reports
+    meta: Any = None              # whatever else the page needs to show the results (Compare: the grid's shape)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
