@@ -12,15 +12,18 @@ def collect_files(uploads, use_samples: bool) -> list[tuple[str, bytes]]:
     return files + (common.sample_files() if use_samples else [])
 
 
-def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Settings, keep_images: bool = True):
-    """Cartoonize ``files`` as a job under ``job_key`` (shared with the Batch page); bad settings stop it early."""
+def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Settings, keep_images: bool = True,
+          on_result=None, area=None) -> bool:
+    """Cartoonize ``files`` as a job under ``job_key`` (shared with the Batch page); bad settings stop it early.
+    ``on_result(outcome, index)`` draws each photo as it is done, under the progress bar in ``area``.
+    False when nothing ran."""
     try:
         config = settings.config()  # a bad setting: one message, before any file
         cartoonizer = common.load_cartoonizer(settings.model, settings.device, settings.precision)
     except Exception as exc:  # a bad setting or a missing model: say so, keep the page alive
         st.error(str(exc))
         st.session_state.pop(job_key, None)
-        return
+        return False
 
     def one(file: tuple[str, bytes]) -> common.Outcome:
         outcome = common.process_one(file[0], file[1], settings, cartoonizer, config)
@@ -28,7 +31,9 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
             outcome.before = outcome.after = outcome.result = None
         return outcome
 
-    common.run_job(st, job_key, files, [name for name, _ in files], one, settings, unit="photos")
+    common.run_job(st, job_key, files, [name for name, _ in files], one, settings, unit="photos",
+                   on_result=on_result, area=area)
+    return True
 
 
 def render(st, settings: common.Settings) -> None:
@@ -38,18 +43,22 @@ def render(st, settings: common.Settings) -> None:
     use_samples = st.checkbox("Use sample portraits", key="use_samples")
     run, stop = common.run_buttons(st, "Cartoonize", "run", "stop")
     common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
+    # Messages, then the progress bar, then the photos, which appear one by one.
+    status, bar, results = st.container(), st.container(), st.container()
+    drawn = False
     if run:
         files = collect_files(uploads, use_samples)
         if not files:
             st.warning("Upload photos or tick 'Use sample portraits' first.")
             st.session_state.pop(JOB_KEY, None)
         else:
-            start(st, JOB_KEY, files, settings)
+            drawn = start(st, JOB_KEY, files, settings,
+                          on_result=lambda outcome, index: show_outcome(results, outcome, index), area=bar)
     job = st.session_state.get(JOB_KEY)
     if job is not None:
-        common.show_job_state(st, job, settings, "Cartoonize", unit="photos")
-        for index, outcome in enumerate(job.results):
-            show_outcome(st, outcome, index)
+        common.show_job_state(status, job, settings, "Cartoonize", unit="photos")
+        for index, outcome in enumerate([] if drawn else job.results):
+            show_outcome(results, outcome, index)
 
 
 def show_outcome(st, outcome: common.Outcome, index: int) -> None:

@@ -210,10 +210,11 @@ def settle(st, job_key: str, stop_clicked: bool) -> None:
 
 
 def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Settings,
-            unit: str = "files", meta=None) -> jobs.Job:
+            unit: str = "files", meta=None, on_result=None, area=None) -> jobs.Job:
     """Run ``fn`` over ``items`` one at a time under the model lock, with a progress bar, the Stop button's flag
-    and the sidebar's time limit; the job (results so far included) lives in ``st.session_state[job_key]``."""
-    bar = st.progress(0.0, text=f"0 of {len(items)} {unit}")
+    and the sidebar's time limit; the job (results so far included) lives in ``st.session_state[job_key]``.
+    ``on_result(result, index)``, if given, draws each result as it comes; the bar goes into ``area`` if given."""
+    bar = (area if area is not None else st).progress(0.0, text=f"0 of {len(items)} {unit}")
     # No Streamlit call from here to run_with_limit: a rerun could stop this run there and leave a job
     # that never sets ``finished`` for the next run to wait on.
     job = jobs.Job(total=len(items), settings=settings, limit_s=settings.time_limit_s, labels=list(labels),
@@ -226,6 +227,8 @@ def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Sett
 
     def progress(job: jobs.Job, item) -> None:  # a Streamlit call: where a rerun may stop this one
         bar.progress(job.done / job.total, text=f"{job.done} of {job.total} {unit}: {job.labels[job.done - 1]}")
+        if on_result is not None:
+            on_result(job.results[-1], job.done - 1)
 
     jobs.run_with_limit(job, items, locked, on_progress=progress)
     bar.empty()
