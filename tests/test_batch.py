@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import image_files, run_cli, temporary_files
 from PIL import Image
 
 from cartoonkit import CartoonConfig, OutputError
@@ -30,22 +31,6 @@ CONFIG = CartoonConfig(resolution=256)
 # At resolution 256 the four portraits share one bucket shape (256 x 171 -> 256 x 172): a mixed batch.
 PORTRAITS = ["wb_mountain4.jpg", "wb_food16.jpg", "wb_london1.jpg", "wb_party5.jpg"]
 OTHERS = ["ag3_v3_3.jpg", "bf_3faces.png"]  # 171 x 256 and 256 x 256
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def image_files(folder: Path) -> dict[str, bytes]:
-    """Output images by relative path (the report and hidden state files left out)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".") and p.name != REPORT_FILE}
-
-
-def temporary_files(folder: Path) -> list[str]:
-    return [p.name for p in folder.rglob("*.tmp")]
 
 
 def pixels(path: Path) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 from PIL import Image
 
 from cartoonkit.cli import main
@@ -26,12 +27,6 @@ def expected_wh(path: Path, long_side: int = 256) -> tuple[int, int]:
     if height >= width:
         return round(width * long_side / height), long_side
     return long_side, round(height * long_side / width)
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

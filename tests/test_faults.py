@@ -21,14 +21,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_builders import encode, pattern
+from cli_helpers import image_files, run_cli, temporary_files
+from image_builders import encode, gif_bomb, jpeg_bomb, pattern, png_bomb, webp_bomb
 from PIL import Image
-from test_hostile_inputs import gif_bomb, jpeg_bomb, png_bomb, webp_bomb
 
 from cartoonkit import CartoonConfig
 from cartoonkit import batch as batch_module
 from cartoonkit.batch import REPORT_FILE, run_batch
-from cartoonkit.cli import main
 from cartoonkit.errors import InvalidImageError
 from cartoonkit.imageio import DEFAULT_MAX_PIXELS, ImageLimits, read_image
 from cartoonkit.network import CartoonNetwork
@@ -38,22 +37,6 @@ CONFIG = CartoonConfig(resolution=256)
 # At resolution 256 these four share one bucket shape, so up to eight copies make one batch.
 PORTRAITS = ["wb_mountain4.jpg", "wb_food16.jpg", "wb_london1.jpg", "wb_party5.jpg"]
 TIMEOUT_S = 300  # a hang fails the test instead of blocking CI
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def image_files(folder: Path) -> dict[str, bytes]:
-    """Output images by relative path (the report and hidden state files left out)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".") and p.name != REPORT_FILE}
-
-
-def temporary_files(folder: Path) -> list[str]:
-    return [p.name for p in folder.rglob("*.tmp")]
 
 
 def error_lines(stderr: str) -> list[str]:
