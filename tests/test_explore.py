@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -22,9 +24,15 @@ def test_before_after(cartoonizer, photo):
 
 
 def test_sliders_render_and_rerun(cartoonizer, photo):
+    from PIL import Image
+
     ui = explore.settings_explorer(cartoonizer, photo, resolutions=(256, 320))
-    names = [w.description for w in ui.kwargs_widgets]
-    assert names == ["style weight", "resolution", "upscale", "denoise kernel", "beautify"]
-    assert ui.result is None and ui.kwargs["resolution"] == 256  # rendered once on creation (show returns None)
-    ui.kwargs_widgets[3].value = 3  # denoise: the function runs again with the new value
-    assert ui.kwargs["denoise"] == 3
+    *sliders, picture, caption = ui.children
+    assert [w.description for w in sliders] == ["style weight", "resolution", "upscale", "denoise kernel",
+                                                "beautify"]
+    first = Image.open(io.BytesIO(picture.value))  # rendered once on creation
+    assert first.size[1] == 256 and "denoise=0" in caption.value
+    sliders[3].value = 3  # denoise: the photo is cartoonized again with the new value
+    assert "denoise=3" in caption.value
+    sliders[1].value = 320
+    assert Image.open(io.BytesIO(picture.value)).size[1] == 320

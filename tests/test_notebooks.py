@@ -20,7 +20,7 @@ from cartoonkit import paths
 
 NOTEBOOK_DIR = paths.project_root() / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-CELL_TIMEOUT = 300
+CELL_TIMEOUT = int(__import__("os").environ.get("CARTOONKIT_NOTEBOOK_CELL_TIMEOUT", "300"))
 # A function or class defined in a notebook is logic that only the notebook has: it belongs in the package.
 DEFINITION = re.compile(r"^\s*(async\s+def|def|class)\s", re.MULTILINE)
 

@@ -28,32 +28,45 @@ def before_after(cartoonizer, photo, config: CartoonConfig) -> tuple[np.ndarray,
 
 
 def settings_explorer(cartoonizer, photo, resolutions=RESOLUTIONS, resolution: int | None = None):
-    """Sliders for style weight, resolution, upscale, denoise and beautify; every change cartoonizes
-    ``photo`` again and shows the before/after picture and the time. Returns the
-    ``ipywidgets.interactive`` (display it as a notebook cell's last value); it renders once on creation.
-    ``resolution``: the starting output size (default: the smallest of ``resolutions``)."""
+    """Sliders for style weight, resolution, upscale, denoise and beautify above a before/after picture;
+    every change cartoonizes ``photo`` again and updates the picture and the time under it. Returns an
+    ``ipywidgets.VBox`` (display it as a notebook cell's last value); it renders once on creation.
+    ``resolution``: the starting output size (default: the smallest of ``resolutions``).
+
+    The picture is an ``ipywidgets.Image`` updated in place, not output captured by an ``Output`` widget
+    (``interact``): executing ``interact`` cells headless (nbclient, nbconvert) can deadlock
+    (jupyter/nbconvert#1921, #2029)."""
+    import io
+
     import ipywidgets as widgets
-    from IPython.display import display
     from PIL import Image
 
     decoded = photo if isinstance(photo, DecodedImage) else read_image(photo)
     style = dict(continuous_update=False, style={"description_width": "initial"})
+    sliders = {
+        "style_weight": widgets.FloatSlider(value=0.75, min=0.0, max=1.0, step=0.05, description="style weight",
+                                            **style),
+        "resolution": widgets.SelectionSlider(options=list(resolutions), value=resolution or min(resolutions),
+                                              description="resolution", **style),
+        "upscale": widgets.FloatSlider(value=1.0, min=1.0, max=2.0, step=0.1, description="upscale", **style),
+        "denoise": widgets.SelectionSlider(options=list(DENOISE_KERNELS), value=0, description="denoise kernel",
+                                           **style),
+        "beautify": widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="beautify", **style),
+    }
+    picture = widgets.Image(format="png")
+    caption = widgets.Label()
 
-    def show(style_weight, resolution, upscale, denoise, beautify):
-        config = CartoonConfig(style_weight=style_weight, resolution=resolution, upscale=upscale, denoise=denoise,
-                               beautify=beautify)
+    def update(_change=None):
+        config = CartoonConfig(**{name: slider.value for name, slider in sliders.items()})
         image, ms = before_after(cartoonizer, decoded, config)
-        display(Image.fromarray(image))
-        print(f"{config}: {ms:.0f} ms")
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        picture.value = buffer.getvalue()
+        caption.value = (f"style_weight={config.style_weight}, resolution={config.resolution}, "
+                         f"upscale={config.upscale}, denoise={config.denoise}, beautify={config.beautify}: "
+                         f"{ms:.0f} ms")
 
-    return widgets.interactive(
-        show,
-        style_weight=widgets.FloatSlider(value=0.75, min=0.0, max=1.0, step=0.05, description="style weight",
-                                         **style),
-        resolution=widgets.SelectionSlider(options=list(resolutions), value=resolution or min(resolutions),
-                                           description="resolution", **style),
-        upscale=widgets.FloatSlider(value=1.0, min=1.0, max=2.0, step=0.1, description="upscale", **style),
-        denoise=widgets.SelectionSlider(options=list(DENOISE_KERNELS), value=0, description="denoise kernel",
-                                        **style),
-        beautify=widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="beautify", **style),
-    )
+    for slider in sliders.values():
+        slider.observe(update, names="value")
+    update()
+    return widgets.VBox([*sliders.values(), picture, caption])
