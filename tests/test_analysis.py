@@ -240,3 +240,21 @@ def test_model_grid_reports_peak_memory(cartoonizer):
     assert "peak memory (MB)" in table and f"| {result['rows'][1]['peak_memory_mb']:.0f} |" in table
     old = {k: v for k, v in result["rows"][0].items() if k != "peak_memory_mb"}  # JSON written before the field
     assert "| default | model | 256 | 1 |" in format_table({**result, "rows": [old]})
+
+
+def test_png_level_table_matches_the_package_encoder_at_its_level():
+    import io
+
+    from PIL import Image
+
+    from cartoonkit.analysis.formats import png_level_table
+    from cartoonkit.imageio import _PNG_COMPRESS_LEVEL, encode_image
+
+    image = np.tile(np.arange(64, dtype=np.uint8)[:, None, None] * 4, (1, 96, 3))  # smooth: compresses well
+    image[::7, ::5] = 255  # and some detail
+    rows = png_level_table(image, levels=(0, _PNG_COMPRESS_LEVEL, 9), repeats=1)
+    assert [r["level"] for r in rows] == [0, _PNG_COMPRESS_LEVEL, 9]
+    assert rows[0]["bytes"] > rows[1]["bytes"] >= rows[2]["bytes"]  # level 0 stores, 9 squeezes hardest
+    ours = encode_image(torch.from_numpy(image).permute(2, 0, 1).contiguous(), format="png")
+    assert rows[1]["bytes"] == len(ours)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(ours))), image)

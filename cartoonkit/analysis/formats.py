@@ -54,3 +54,24 @@ def format_table(image: np.ndarray, formats=("png", "jpg", "webp"), quality: int
             "max_abs_error": int(np.abs(decoded.astype(np.int16) - image.astype(np.int16)).max()),
         })
     return rows
+
+
+def png_level_table(image: np.ndarray, levels=(1, 6), repeats: int = 5) -> list[dict]:
+    """PNG at each zlib ``level`` for an ``(H, W, 3)`` uint8 image: ``level``, ``bytes``, ``encode_ms``.
+
+    Pillow's encoder with ``optimize`` off, as :func:`~cartoonkit.imageio.encode_image` calls it; cartoonkit
+    writes level 1 (BENCHMARKS.md has the measurement that chose it) and Pillow's own default is 6.
+    """
+    from io import BytesIO
+
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+
+    def encode(level: int) -> bytes:
+        buffer = BytesIO()
+        picture.save(buffer, "PNG", compress_level=level, optimize=False)
+        return buffer.getvalue()
+
+    return [{"level": level, "bytes": len(encode(level)),
+             "encode_ms": _median_ms(lambda level=level: encode(level), repeats)} for level in levels]
