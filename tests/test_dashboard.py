@@ -161,23 +161,56 @@ def test_preprocessing_settings_reach_the_pipeline(app, cartoonizer):
 
 def test_compare_grid_has_rows_times_cols_cells(app):
     app.sidebar.radio(key="page").set_value("Compare").run()
-    app.multiselect(key="compare_weights").set_value([0.0, 1.0])
-    app.multiselect(key="compare_resolutions").set_value([256, 512])
+    assert app.selectbox(key="compare_columns").value == "style_weight"
+    assert app.selectbox(key="compare_rows").value == "resolution"
+    app.multiselect(key="compare_values_style_weight").set_value([1.0, 0.0])
+    app.multiselect(key="compare_values_resolution").set_value([256, 512])
     app.button(key="compare_run").click().run()
     assert not app.exception and not app.error
     job = app.session_state["compare_job"]
-    cells, (rows, cols, _) = job.results, job.meta
-    assert (rows, cols) == (2, 2) and len(cells) == 4
+    cells, (rows, cols, _, varied) = job.results, job.meta
+    assert (rows, cols) == (2, 2) and len(cells) == 4 and varied == ("style_weight", "resolution")
+    assert [dict(c.changes) for c in cells] == [{"resolution": r, "style_weight": w}
+                                                for r in (256, 512) for w in (0.0, 1.0)]  # the axes' own order
     assert [max(c.image.shape[:2]) for c in cells] == [256, 256, 512, 512]
+    assert cells[0].label.startswith("256px, style 0, ") and cells[0].label.endswith(" ms")
     assert _image_count(app) == 4 and len(app.get("download_button")) == 1
     grid = Image.open(io.BytesIO(app.session_state["compare_grid_png"][1]))
     assert grid.format == "PNG" and grid.width > 2 * 512 and grid.height > 2 * 256
+    # the axes' settings may change in the sidebar without marking the grid as stale; others may not
+    app.sidebar.selectbox(key="resolution").set_value(768).run()
+    assert not app.warning
+    app.sidebar.radio(key="mode").set_value("compound").run()
+    assert "mode full (now compound)" in app.warning[0].value
+
+
+def test_compare_any_setting_as_a_single_row(app):
+    app.sidebar.radio(key="page").set_value("Compare").run()
+    app.sidebar.selectbox(key="resolution").set_value(SMALL)
+    app.selectbox(key="compare_columns").set_value("denoise").run()
+    app.selectbox(key="compare_rows").set_value("none").run()
+    app.multiselect(key="compare_values_denoise").set_value([0, 7])
+    app.button(key="compare_run").click().run()
+    assert not app.exception and not app.error
+    job = app.session_state["compare_job"]
+    assert job.meta[:2] == (1, 2) and [dict(c.changes) for c in job.results] == [{"denoise": 0}, {"denoise": 7}]
+    plain, blurred = (c.image.astype(int) for c in job.results)
+    assert plain.shape == blurred.shape and max(plain.shape[:2]) == SMALL and np.abs(plain - blurred).mean() > 1
+
+
+def test_compare_cell_settings_row_by_row():
+    from cartoonkit.dashboard.compare_page import cell_settings
+
+    assert cell_settings(("mode", ["full", "compound"]), ("model", ["a", "b"])) == [
+        {"model": "a", "mode": "full"}, {"model": "a", "mode": "compound"},
+        {"model": "b", "mode": "full"}, {"model": "b", "mode": "compound"}]
+    assert cell_settings(("upscale", [1.0, 1.5])) == [{"upscale": 1.0}, {"upscale": 1.5}]
 
 
 def test_grid_png_of_a_stopped_compare_leaves_the_missing_cells_blank():
     from cartoonkit.dashboard.compare_page import Cell, grid_png
 
-    cells = [Cell(w, 256, np.zeros((20, 30, 3), np.uint8), 0.1) for w in (0.0, 1.0, 0.0)]  # 3 of 2 x 2 done
+    cells = [Cell((("style_weight", w),), np.zeros((20, 30, 3), np.uint8), 0.1) for w in (0.0, 1.0, 0.0)]  # 3 of 4
     full = Image.open(io.BytesIO(grid_png(cells + [cells[0]], 2, 2)))
     partial = np.asarray(Image.open(io.BytesIO(grid_png(cells, 2, 2))))
     assert partial.shape[:2] == (full.height, full.width)

@@ -1,54 +1,85 @@
-"""Compare page: one photo over a grid of style weights (columns) x resolutions (rows), downloadable as one PNG."""
+"""Compare page: one photo over a grid of one or two settings (columns x rows), downloadable as one PNG.
+
+Any of the sidebar's settings can be an axis (style weight x resolution, model x mode, denoise x upscale,
+...); every other setting comes from the sidebar.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from itertools import product
 
 import numpy as np
 import torch
 
 from .. import analysis
 from ..imageio import DecodedImage, encode_image, read_image
-from ..pipeline import Cartoonizer
 from . import common
 
 STYLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 GRID_RESOLUTIONS = (256, 512, 768, 1024, 2048)
-JOB_KEY = "compare_job"      # the cells, row by row, as a jobs.Job; its meta: (rows, cols, photo name)
+NO_AXIS = "none"
+JOB_KEY = "compare_job"  # the cells, row by row, as a jobs.Job; its meta: (rows, cols, photo name, axes varied)
 GRID_KEY = "compare_grid_png"  # (the job it was built from, PNG bytes)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A setting a grid can vary: a :class:`common.Settings` field, the values offered and preselected."""
+
+    field: str
+    label: str
+    values: tuple
+    default: tuple
+    template: str  # how a cell label shows one value, e.g. "style {:g}"
+
+    def text(self, value) -> str:
+        return self.template.format(value)
+
+
+def axes() -> dict[str, Axis]:
+    """Every setting the grid can vary, with the values that make sense on this machine."""
+    precisions = tuple(p for p in common.PRECISIONS if p != "float16" or torch.cuda.is_available())
+    models = tuple(common.model_choices())
+    return {axis.field: axis for axis in (
+        Axis("style_weight", "Style weight", STYLE_WEIGHTS, (0.5, 0.75, 0.9), "style {:g}"),
+        Axis("resolution", "Resolution", GRID_RESOLUTIONS, (512, 1024), "{}px"),
+        Axis("model", "Model", models, models[:2], "{}"),
+        Axis("mode", "Mode", ("full", "compound"), ("full", "compound"), "{}"),
+        Axis("upscale", "Upscale", (1.0, 1.2, 1.5, 2.0), (1.0, 1.2), "upscale {:g}"),
+        Axis("denoise", "Denoise", (0, 3, 5, 7), (0, 3), "denoise {}"),
+        Axis("beautify", "Beautify", (0.0, 0.25, 0.5, 1.0), (0.0, 0.5), "beautify {:g}"),
+        Axis("precision", "Precision", precisions, ("float32", "auto"), "{}"),
+    )}
 
 
 @dataclass
 class Cell:
-    style_weight: float
-    resolution: int
+    changes: tuple[tuple[str, object], ...]  # (setting, value) of this cell's row and column
     image: np.ndarray  # (H, W, 3) uint8
     seconds: float
 
     @property
     def label(self) -> str:
-        return f"style {self.style_weight:g}, {self.resolution}px, {self.seconds * 1000:.0f} ms"
+        every = axes()
+        parts = [every[name].text(value) if name in every else f"{name} {value}" for name, value in self.changes]
+        return ", ".join(parts + [f"{self.seconds * 1000:.0f} ms"])
 
 
-def cell_settings(style_weights, resolutions) -> list[tuple[int, float]]:
-    """(resolution, style weight) per cell, row by row: a row per resolution."""
-    return [(int(r), float(w)) for r in resolutions for w in style_weights]
+def cell_settings(columns: tuple[str, list], rows: tuple[str, list] | None = None) -> list[dict]:
+    """The setting changes of every cell, row by row: ``columns`` and ``rows`` are ``(setting, values)``."""
+    row_values = [(rows[0], v) for v in rows[1]] if rows else [None]
+    return [dict(c for c in (r, (columns[0], v)) if c is not None) for r, v in product(row_values, columns[1])]
 
 
-def make_cell(decoded: DecodedImage, resolution: int, weight: float, settings: common.Settings,
-              cartoonizer: Cartoonizer) -> Cell:
-    config = settings.config(style_weight=weight, resolution=resolution)
+def make_cell(decoded: DecodedImage, changes: dict, settings: common.Settings) -> Cell:
+    """One cell: the sidebar's settings with this cell's ``changes``; the model for them is loaded once."""
+    chosen = replace(settings, **changes)
+    cartoonizer = common.load_cartoonizer(chosen.model, chosen.device, chosen.precision)
     start = time.perf_counter()
-    result = cartoonizer.process(decoded, config)
-    return Cell(weight, resolution, common.to_numpy(result.rgb), time.perf_counter() - start)
-
-
-def compare(name: str, data: bytes, style_weights, resolutions, settings: common.Settings,
-            cartoonizer: Cartoonizer) -> list[Cell]:
-    """Cartoonize one photo at every (resolution, style weight); cells row by row (a row per resolution)."""
-    decoded = read_image(data, name=name, limits=cartoonizer.limits)
-    return [make_cell(decoded, r, w, settings, cartoonizer) for r, w in cell_settings(style_weights, resolutions)]
+    result = cartoonizer.process(decoded, chosen.config())
+    return Cell(tuple(changes.items()), common.to_numpy(result.rgb), time.perf_counter() - start)
 
 
 def grid_png(cells: list[Cell], rows: int, cols: int) -> bytes:
@@ -66,24 +97,34 @@ def render(st, settings: common.Settings) -> None:
     upload = st.file_uploader("Photo", accept_multiple_files=False, key="compare_upload")
     samples = {name: data for name, data in common.sample_files()}
     sample = st.selectbox("...or a sample portrait", list(samples), key="compare_sample")
-    weights = st.multiselect("Style weights (columns)", STYLE_WEIGHTS, default=[0.5, 0.75, 0.9],
-                             key="compare_weights")
-    resolutions = st.multiselect("Resolutions (rows)", GRID_RESOLUTIONS, default=[512, 1024],
-                                 key="compare_resolutions")
-    st.caption(f"Mode, model, device and precision come from the sidebar ({settings.mode}, {settings.model}).")
+    every = axes()
+    left, right = st.columns(2)
+    column_axis = left.selectbox("Columns", list(every), index=list(every).index("style_weight"),
+                                 format_func=lambda k: every[k].label, key="compare_columns")
+    row_choices = [NO_AXIS] + [k for k in every if k != column_axis]
+    row_axis = right.selectbox("Rows", row_choices,
+                               index=row_choices.index("resolution") if "resolution" in row_choices else 0,
+                               format_func=lambda k: "(one row)" if k == NO_AXIS else every[k].label,
+                               key="compare_rows")
+    column_values = _values(left, every[column_axis])
+    row_values = _values(right, every[row_axis]) if row_axis != NO_AXIS else None
+    varied = [column_axis] + ([row_axis] if row_axis != NO_AXIS else [])
+    st.caption("Everything else comes from the sidebar: "
+               + ", ".join(f"{k.replace('_', ' ')} {getattr(settings, k)}" for k in every if k not in varied) + ".")
     run, stop = common.run_buttons(st, "Compare", "compare_run", "compare_stop")
     common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
     if run:
-        if not weights or not resolutions:
-            st.warning("Pick at least one style weight and one resolution.")
+        if not column_values or row_values == []:
+            st.warning("Pick at least one value for the columns and for the rows.")
         else:
             name, data = (upload.name, upload.getvalue()) if upload is not None else (sample, samples[sample])
-            start(st, name, data, sorted(weights), sorted(resolutions), settings)
+            rows = (row_axis, row_values) if row_values is not None else None
+            start(st, name, data, (column_axis, column_values), rows, settings)
     job = st.session_state.get(JOB_KEY)
     if job is None:
         return
-    rows, cols, name = job.meta
-    common.show_job_state(st, job, grid_relevant(settings), "Compare", unit="cells")
+    rows, cols, name, varied = job.meta
+    common.show_job_state(st, job, grid_relevant(settings, varied), "Compare", unit="cells")
     cells = job.results
     for r in range(rows):
         row = cells[r * cols:(r + 1) * cols]
@@ -100,24 +141,35 @@ def render(st, settings: common.Settings) -> None:
                            mime="image/png", key="compare_download")
 
 
-def start(st, name: str, data: bytes, weights: list[float], resolutions: list[int],
+def _values(where, axis: Axis) -> list:
+    """The chosen values of ``axis``, in the axis's own order (one widget per axis keeps each one's choice)."""
+    chosen = where.multiselect(f"{axis.label} values", axis.values, default=list(axis.default),
+                               key=f"compare_values_{axis.field}")
+    return [v for v in axis.values if v in chosen]
+
+
+def start(st, name: str, data: bytes, columns: tuple[str, list], rows: tuple[str, list] | None,
           settings: common.Settings) -> None:
     """Decode once, then one job item per grid cell (progress, Stop and the time limit work between cells)."""
+    cells = cell_settings(columns, rows)
     try:
+        for changes in cells:  # a bad setting: one message, before any cell
+            replace(settings, **changes).config()
         cartoonizer = common.load_cartoonizer(settings.model, settings.device, settings.precision)
-        settings.config()  # a bad setting: one message, before any cell
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
     except Exception as exc:  # bad image, bad setting or missing model: the message names it
         st.error(str(exc))
         st.session_state.pop(JOB_KEY, None)
         return
-    cells = cell_settings(weights, resolutions)
-    common.run_job(st, JOB_KEY, cells, [f"{r}px, style {w:g}" for r, w in cells],
-                   lambda cell: make_cell(decoded, cell[0], cell[1], settings, cartoonizer), grid_relevant(settings),
-                   unit="cells", meta=(len(resolutions), len(weights), name))
+    varied = tuple(axis for axis, _ in filter(None, (columns, rows)))
+    labels = [", ".join(f"{k} {v}" for k, v in changes.items()) for changes in cells]
+    common.run_job(st, JOB_KEY, cells, labels, lambda changes: make_cell(decoded, changes, settings),
+                   grid_relevant(settings, varied), unit="cells",
+                   meta=(len(rows[1]) if rows else 1, len(columns[1]), name, varied))
 
 
-def grid_relevant(settings: common.Settings) -> common.Settings:
-    """The sidebar settings that matter to a grid: its cells choose their own style weight and resolution, and
-    the grid is a PNG whatever the output format."""
-    return replace(settings, style_weight=0.0, resolution=0, format="png", quality=95)
+def grid_relevant(settings: common.Settings, varied: tuple[str, ...] = ()) -> common.Settings:
+    """The sidebar settings that matter to a grid: not the ones its axes vary, and not the output format
+    (the grid is a PNG)."""
+    defaults = common.Settings()
+    return replace(settings, format="png", quality=95, **{k: getattr(defaults, k) for k in varied})
