@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -233,11 +233,34 @@ def run_command(models_dir: Path, corpus: Path, command: str, out: Path) -> Outc
     argv = [sys.executable, "-m", "cartoonkit", command, str(corpus), "-o", str(out), "--resolution",
             str(RESOLUTION), "--device", "cpu", "--style-weight", "1.0"]
     start = time.monotonic()
-    result = subprocess.run(argv, env=env, capture_output=True, timeout=TIMEOUT_S)
+    code, stdout, stderr, rss = run_measured(argv, env)
     seconds = time.monotonic() - start
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux; max over children
-    return Outcome(result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace"),
-                   out, seconds, rss, before, snapshot(corpus.parent))
+    return Outcome(code, stdout, stderr, out, seconds, rss, before, snapshot(corpus.parent))
+
+
+def run_measured(argv: list[str], env: dict) -> tuple[int, str, str, int]:
+    """Run ``argv``; exit code, stdout, stderr and the peak RSS in bytes of that child alone.
+
+    ``os.wait4`` gives the resource use of this one process (and what it waited for), unlike
+    ``getrusage(RUSAGE_CHILDREN)``, whose peak is the largest of every child the test session ever had.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                os.wait4(process.pid, 0)
+                raise subprocess.TimeoutExpired(argv, TIMEOUT_S)
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
+        out.seek(0)
+        err.seek(0)
+        return (process.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                usage.ru_maxrss * 1024)  # KiB on Linux
 
 
 @pytest.fixture(scope="module")
