@@ -158,6 +158,7 @@ def decode_pil(
     ownership of ``image`` (it is loaded and rewound to its first frame, not closed).
     """
     check_dimensions(image.size, name, limits)
+    _check_tiff_tiles(image, name, limits)
     notes: list[str] = []
     with _pillow_errors(name, limits), _quiet_pillow():
         _add_note(notes, _rewind_to_first_frame(image))
@@ -215,6 +216,19 @@ def check_dimensions(size: tuple[int, int], name: str, limits: ImageLimits) -> N
         raise InvalidImageError(f"{name}: image has zero size ({width}x{height} pixels)")
     if width * height > limits.max_pixels:
         raise _too_many_pixels(name, width * height, limits.max_pixels, f"{width}x{height} = ")
+
+
+def _check_tiff_tiles(image: Image.Image, name: str, limits: ImageLimits) -> None:
+    """Refuse TIFF tiles larger than the pixel limit: libtiff allocates (and clears) a whole tile's buffer
+    whatever the image size, so a 200-byte file declaring 64x64 pixels in 12288x12288 tiles would cost a
+    gigabyte. Legitimate tiles are a few hundred pixels a side."""
+    if image.format != "TIFF":
+        return
+    tags = getattr(image, "tag_v2", {})
+    tile_width, tile_height = tags.get(322), tags.get(323)  # TileWidth, TileLength
+    if isinstance(tile_width, int) and isinstance(tile_height, int) and tile_width * tile_height > limits.max_pixels:
+        raise InvalidImageError(f"{name}: TIFF tiles of {tile_width}x{tile_height} = {tile_width * tile_height:,} "
+                                f"pixels each, more than the pixel limit of {limits.max_pixels:,}")
 
 
 def _too_many_pixels(name: str, pixels: int, limit: int, dims: str = "") -> InvalidImageError:

@@ -69,3 +69,56 @@ def webp_bomb(width: int, height: int) -> bytes:
         (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     body = b"WEBP" + vp8x + vp8l
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def tiled_tiff(array: np.ndarray, tile_width: int, tile_height: int, deflate: bool = False) -> bytes:
+    """A little-endian tiled TIFF of an ``(H, W, C)`` uint8 or uint16 array, written by hand (Pillow writes
+    strips only). Tiles are ``tile_width x tile_height`` (multiples of 16), zero-padded at the edges."""
+    height, width, channels = array.shape
+    tiles = []
+    for top in range(0, height, tile_height):
+        for left in range(0, width, tile_width):
+            tile = np.zeros((tile_height, tile_width, channels), array.dtype)
+            part = array[top:top + tile_height, left:left + tile_width]
+            tile[:part.shape[0], :part.shape[1]] = part
+            raw = tile.astype(array.dtype.newbyteorder("<")).tobytes()
+            tiles.append(zlib.compress(raw) if deflate else raw)
+    return _tiff(width, height, channels, array.dtype.itemsize * 8, deflate, tile_width, tile_height, tiles)
+
+
+def tiff_tile_bomb(side: int = 64, tile: int = 12288) -> bytes:
+    """A ~200-byte TIFF of ``side x side`` RGBA 16-bit pixels in one ``tile x tile`` deflate tile: the decoder
+    allocates the whole tile (``tile * tile * 8`` bytes) before it finds the data short."""
+    return _tiff(side, side, 4, 16, True, tile, tile, [zlib.compress(b"\x00" * 64)])
+
+
+def _tiff(width: int, height: int, channels: int, bits: int, deflate: bool, tile_width: int, tile_height: int,
+          tiles: list[bytes]) -> bytes:
+    short, long_ = 3, 4
+    entries = [(256, long_, [width]), (257, long_, [height]), (258, short, [bits] * channels),
+               (259, short, [8 if deflate else 1]), (262, short, [2 if channels >= 3 else 1]),
+               (277, short, [channels]), (284, short, [1]), (322, long_, [tile_width]), (323, long_, [tile_height]),
+               (324, long_, [0] * len(tiles)), (325, long_, [len(t) for t in tiles])]
+    if channels in (2, 4):
+        entries.append((338, short, [2]))  # ExtraSamples: unassociated alpha
+    entries.sort()
+
+    def size(kind, values):
+        return len(values) * (2 if kind == short else 4)
+
+    extra_offset = 8 + 2 + 12 * len(entries) + 4  # values that do not fit in 4 bytes follow the IFD
+    position = extra_offset + sum(size(k, v) for _, k, v in entries if size(k, v) > 4)
+    offsets = []
+    for t in tiles:
+        offsets.append(position)
+        position += len(t)
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, kind, values in entries:
+        values = offsets if tag == 324 else values
+        packed = struct.pack(f"<{len(values)}{'H' if kind == short else 'I'}", *values)
+        if len(packed) <= 4:
+            ifd += struct.pack("<HHI", tag, kind, len(values)) + packed.ljust(4, b"\x00")
+        else:
+            ifd += struct.pack("<HHII", tag, kind, len(values), extra_offset + len(extra))
+            extra += packed
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + extra + b"".join(tiles)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import image_files, run_cli, temporary_files
-from image_builders import encode, gif_bomb, jpeg_bomb, pattern, png_bomb, webp_bomb
+from image_builders import encode, gif_bomb, jpeg_bomb, pattern, png_bomb, tiff_tile_bomb, webp_bomb
 from PIL import Image
 
 from cartoonkit import CartoonConfig
@@ -430,3 +430,25 @@ def test_decompression_bombs_are_refused_without_allocating_the_pixels(tmp_path)
             assert raised["message"].endswith(f"image is {pixels:,} pixels, more than Pillow's limit of "
                                               f"{PILLOW_LIMIT:,} (PIL.Image.MAX_IMAGE_PIXELS)"), raised
             assert raised["growth_kib"] < 50 * 1024, raised
+
+
+def test_tiff_tile_bomb_is_refused_before_the_decoder_allocates_the_tile(tmp_path):
+    """libtiff allocates a whole tile whatever the image size: a 178-byte, 64x64 TIFF with one 12288x12288
+    RGBA16 tile would cost 1.2 GB. The tile is held to the pixel limit, checked before decoding."""
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux's /proc/self/clear_refs to measure the peak memory")
+    warm, bomb = tmp_path / "warm.tiff", tmp_path / "tiles.tiff"
+    warm.write_bytes(encode(Image.fromarray(pattern(16, 16, seed=5)), "TIFF", compression="tiff_deflate"))
+    bomb.write_bytes(tiff_tile_bomb(64, 12288))
+    jobs = [("tiles", str(bomb), str(warm), DEFAULT_MAX_PIXELS),
+            ("tiles, limit raised", str(bomb), str(warm), 2_000_000_000)]  # the control: what the check saves
+    result = subprocess.run([sys.executable, "-c", _MEASURE, json.dumps(jobs)], capture_output=True, text=True,
+                            timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    print(json.dumps(measured, indent=1))  # the numbers in docs/robustness.md
+    assert measured["tiles"]["message"].endswith(
+        "TIFF tiles of 12288x12288 = 150,994,944 pixels each, more than the pixel limit of 64,000,000")
+    assert measured["tiles"]["growth_kib"] < 50 * 1024, measured
+    raised = measured["tiles, limit raised"]
+    assert "truncated or corrupt" in raised["message"] and raised["growth_kib"] > 500 * 1024, measured

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_builders import tiff_tile_bomb
 from PIL import Image
 
 from cartoonkit.errors import InvalidImageError
@@ -171,12 +172,18 @@ REGRESSIONS = {
     "tiff header only": b"II*\x00\x08\x00\x00\x00\x00\x00",
     "webp riff without chunks": b"RIFF\x04\x00\x00\x00WEBP",
     "ico empty directory": b"\x00\x00\x01\x00\x00\x00",
+    # 178 bytes, 64x64 pixels, one 12288x12288 RGBA16 tile: libtiff allocated 1.2 GB for it (the fuzzer's OOM)
+    "tiff tile bomb": tiff_tile_bomb(64, 12288),
 }
 
 
 @pytest.mark.parametrize("data", list(REGRESSIONS.values()), ids=list(REGRESSIONS))
 def test_regressions(data: bytes) -> None:
     check(data)
+
+
+def test_tiff_tile_bomb_is_refused_by_the_pixel_limit():
+    assert check(REGRESSIONS["tiff tile bomb"]) == "error: pixel limit"
 
 
 # --------------------------------------------------------------------------- atheris (libFuzzer), optional

@@ -616,3 +616,28 @@ def test_module_has_no_global_side_effects() -> None:
     assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)
     assert imageio.DEFAULT_MAX_PIXELS == 64_000_000
     assert imageio.DEFAULT_MAX_FILE_BYTES == 256 * 1024 * 1024
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_tiled_tiff_decodes_exactly(deflate):
+    from image_builders import tiled_tiff
+
+    rgb, rgba = pattern(70, 100), pattern(40, 50, 4, seed=3)
+    decoded = read_image(tiled_tiff(rgb, 32, 48, deflate), name="tiles.tif")
+    assert np.array_equal(decoded.rgb.permute(1, 2, 0).numpy(), rgb) and decoded.alpha is None
+    decoded = read_image(tiled_tiff(rgba, 16, 16, deflate), name="tiles.tif")
+    assert np.array_equal(decoded.rgb.permute(1, 2, 0).numpy(), rgba[..., :3])
+    assert np.array_equal(decoded.alpha[0].numpy(), rgba[..., 3])
+
+
+def test_tiff_tiles_larger_than_the_pixel_limit_are_refused():
+    from image_builders import tiff_tile_bomb, tiled_tiff
+
+    with pytest.raises(InvalidImageError, match=r"^bomb.tif: TIFF tiles of 12288x12288 = 150,994,944 pixels each, "
+                                                r"more than the pixel limit of 64,000,000$"):
+        read_image(tiff_tile_bomb(64, 12288), name="bomb.tif")
+    # a tile may be larger than the image (writers round up), as long as it fits the limit
+    small = tiled_tiff(pattern(20, 20), 64, 64)
+    assert read_image(small, limits=ImageLimits(max_pixels=4096)).rgb.shape == (3, 20, 20)
+    with pytest.raises(InvalidImageError, match="TIFF tiles of 64x64"):
+        read_image(small, limits=ImageLimits(max_pixels=4095))
