@@ -25,7 +25,7 @@ BILATERAL_SIGMA_SPACE = 75.0
 
 def denoise(photo: torch.Tensor, kernel: int) -> torch.Tensor:
     """OpenCV's ``GaussianBlur(photo, (kernel, kernel), 0)``: a separable ``kernel x kernel`` blur with the
-    weights OpenCV uses for that size (binomial for 3, 5 and 7: ``[1, 2, 1] / 4`` for 3), mirrored borders
+    weights OpenCV uses for that size (its fixed tables for 3, 5 and 7: ``[1, 2, 1] / 4`` for 3), mirrored borders
     (``BORDER_REFLECT_101``), rounded back to ``uint8``. ``kernel`` 0 returns the photo unchanged."""
     if kernel == 0:
         return photo
