@@ -7,24 +7,19 @@ are what a user of ``cartoonkit run --format ...`` gets.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import torch
 
+from ..bench import median_seconds
 from ..imageio import encode_image, normalise_format, read_image
 from .quality import psnr
 
+_CPU = torch.device("cpu")  # the codecs run on the CPU
+
 
 def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up: codec initialisation, first allocations
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    """Median of ``repeats`` timed calls after one warm-up (codec initialisation, first allocations), in ms."""
+    return median_seconds(fn, repeats, _CPU, warmup=1) * 1e3
 
 
 def format_table(image: np.ndarray, formats=("png", "jpg", "webp"), quality: int = 95,

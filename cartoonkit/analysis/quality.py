@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 
+from .. import transforms
 from ..transforms import output_size
 
 PEAK = 255.0  # uint8 images
@@ -52,8 +52,7 @@ def resize_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    resized = TF.resize(tensor, [height, width], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-    return resized.permute(1, 2, 0).contiguous().numpy()
+    return transforms.resize_to(tensor, (height, width)).permute(1, 2, 0).contiguous().numpy()
 
 
 def compare_at(image: np.ndarray, reference: np.ndarray, long_side: int) -> dict[str, float]:
