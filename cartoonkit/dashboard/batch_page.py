@@ -74,18 +74,10 @@ def build_zip(job: jobs.Job) -> bytes:
 
 def render(st, settings: common.Settings) -> None:
     st.title("Batch")
-    uploads = st.file_uploader("Photos", type=None, accept_multiple_files=True, key="batch_uploads",
-                               help=f"Any number of image files, up to {common.MAX_UPLOAD_MB} MB each")
-    use_samples = st.checkbox("Use sample portraits", key="batch_use_samples")
-    run, stop = common.run_buttons(st, "Cartoonize all", "batch_run", "batch_stop")
-    common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
-    if run:
-        files = cartoonize_page.collect_files(uploads, use_samples)
-        if not files:
-            st.warning("Upload photos or tick 'Use sample portraits' first.")
-            st.session_state.pop(JOB_KEY, None)
-        else:
-            cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False)
+    files = common.photo_request(st, JOB_KEY, "Cartoonize all", key_prefix="batch_",
+                                 help=f"Any number of image files, up to {common.MAX_UPLOAD_MB} MB each")
+    if files is not None:
+        cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False)
     job = st.session_state.get(JOB_KEY)
     if job is None:
         return

@@ -7,11 +7,6 @@ from . import common
 JOB_KEY = "cartoonize_job"
 
 
-def collect_files(uploads, use_samples: bool) -> list[tuple[str, bytes]]:
-    files = [(f.name, f.getvalue()) for f in uploads or []]
-    return files + (common.sample_files() if use_samples else [])
-
-
 def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Settings, keep_images: bool = True,
           on_result=None, area=None) -> bool:
     """Cartoonize ``files`` as a job under ``job_key`` (shared with the Batch page); bad settings stop it early.
@@ -38,22 +33,11 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
 
 def render(st, settings: common.Settings) -> None:
     st.title("Cartoonize")
-    uploads = st.file_uploader("Photos", type=None, accept_multiple_files=True, key="uploads",
-                               help=f"Any image file, up to {common.MAX_UPLOAD_MB} MB each")
-    use_samples = st.checkbox("Use sample portraits", key="use_samples")
-    run, stop = common.run_buttons(st, "Cartoonize", "run", "stop")
-    common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
+    files = common.photo_request(st, JOB_KEY, "Cartoonize")
     # Messages, then the progress bar, then the photos, which appear one by one.
     status, bar, results = st.container(), st.container(), st.container()
-    drawn = False
-    if run:
-        files = collect_files(uploads, use_samples)
-        if not files:
-            st.warning("Upload photos or tick 'Use sample portraits' first.")
-            st.session_state.pop(JOB_KEY, None)
-        else:
-            drawn = start(st, JOB_KEY, files, settings,
-                          on_result=lambda outcome, index: show_outcome(results, outcome, index), area=bar)
+    drawn = files is not None and start(st, JOB_KEY, files, settings, area=bar,
+                                        on_result=lambda outcome, index: show_outcome(results, outcome, index))
     job = st.session_state.get(JOB_KEY)
     if job is not None:
         common.show_job_state(status, job, settings, "Cartoonize", unit="photos")

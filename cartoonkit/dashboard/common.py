@@ -201,6 +201,27 @@ def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool
     return run, stop
 
 
+def photo_request(st, job_key: str, run_label: str, key_prefix: str = "",
+                  help: str = f"Any image file, up to {MAX_UPLOAD_MB} MB each") -> list[tuple[str, bytes]] | None:
+    """The uploader, the sample-portraits box and the run/Stop buttons of a page that cartoonizes photos.
+
+    Settles the job of an earlier run this click replaced; returns the ``(name, bytes)`` to cartoonize when
+    the run button was clicked with something to do, else ``None`` (with a warning when there was nothing)."""
+    uploads = st.file_uploader("Photos", type=None, accept_multiple_files=True, key=f"{key_prefix}uploads",
+                               help=help)
+    use_samples = st.checkbox("Use sample portraits", key=f"{key_prefix}use_samples")
+    run, stop = run_buttons(st, run_label, f"{key_prefix}run", f"{key_prefix}stop")
+    settle(st, job_key, stop)
+    if not run:
+        return None
+    files = [(f.name, f.getvalue()) for f in uploads or []] + (sample_files() if use_samples else [])
+    if not files:
+        st.warning("Upload photos or tick 'Use sample portraits' first.")
+        st.session_state.pop(job_key, None)
+        return None
+    return files
+
+
 def settle(st, job_key: str, stop_clicked: bool) -> None:
     """Stop the earlier run's job that this rerun replaces (see :func:`jobs.settle`), visibly when it has to wait."""
     job = st.session_state.get(job_key)
