@@ -899,9 +899,8 @@ class _Pipeline:
                 rgbs = [rgb for rgb, _ in self.ck.add_heads([item.photo for item in items], rgbs, self.config,
                                                              heads, max_batch=max(8, len(items)))]
                 timings["network"] = timings.get("network", 0.0) + sum(sum(h.values()) for h in heads)
-            start = time.perf_counter()
-            rgbs = [self.ck.finish(rgb, self.config) for rgb in rgbs]  # back to the output size, beautify
-            timings["postprocess"] = timings.get("postprocess", 0.0) + time.perf_counter() - start
+            with self._timed("postprocess"):
+                rgbs = [self.ck.finish(rgb, self.config) for rgb in rgbs]  # back to the output size, beautify
         except Exception as exc:
             if len(items) > 1:  # find the photo that fails; the others still go through
                 for item in items:
