@@ -24,6 +24,15 @@ JOB_KEY = "compare_job"  # the cells, row by row, as a jobs.Job; its meta: (rows
 GRID_KEY = "compare_grid_png"  # (the job it was built from, PNG bytes)
 
 
+# How a cell label shows one value of each setting the grid can vary.
+VALUE_TEMPLATES = {"style_weight": "style {:g}", "resolution": "{}px", "model": "{}", "mode": "{}",
+                   "upscale": "upscale {:g}", "denoise": "denoise {}", "beautify": "beautify {:g}", "precision": "{}"}
+
+
+def value_text(setting: str, value) -> str:
+    return VALUE_TEMPLATES.get(setting, f"{setting} {{}}").format(value)
+
+
 @dataclass(frozen=True)
 class Axis:
     """A setting a grid can vary: a :class:`common.Settings` field, the values offered and preselected."""
@@ -32,10 +41,6 @@ class Axis:
     label: str
     values: tuple
     default: tuple
-    template: str  # how a cell label shows one value, e.g. "style {:g}"
-
-    def text(self, value) -> str:
-        return self.template.format(value)
 
 
 def axes() -> dict[str, Axis]:
@@ -43,14 +48,14 @@ def axes() -> dict[str, Axis]:
     precisions = tuple(p for p in common.PRECISIONS if p != "float16" or torch.cuda.is_available())
     models = tuple(common.model_choices())
     return {axis.field: axis for axis in (
-        Axis("style_weight", "Style weight", STYLE_WEIGHTS, (0.5, 0.75, 0.9), "style {:g}"),
-        Axis("resolution", "Resolution", GRID_RESOLUTIONS, (512, 1024), "{}px"),
-        Axis("model", "Model", models, models[:2], "{}"),
-        Axis("mode", "Mode", ("full", "compound"), ("full", "compound"), "{}"),
-        Axis("upscale", "Upscale", (1.0, 1.2, 1.5, 2.0), (1.0, 1.2), "upscale {:g}"),
-        Axis("denoise", "Denoise", (0, 3, 5, 7), (0, 3), "denoise {}"),
-        Axis("beautify", "Beautify", (0.0, 0.25, 0.5, 1.0), (0.0, 0.5), "beautify {:g}"),
-        Axis("precision", "Precision", precisions, ("float32", "auto"), "{}"),
+        Axis("style_weight", "Style weight", STYLE_WEIGHTS, (0.5, 0.75, 0.9)),
+        Axis("resolution", "Resolution", GRID_RESOLUTIONS, (512, 1024)),
+        Axis("model", "Model", models, models[:2]),
+        Axis("mode", "Mode", ("full", "compound"), ("full", "compound")),
+        Axis("upscale", "Upscale", (1.0, 1.2, 1.5, 2.0), (1.0, 1.2)),
+        Axis("denoise", "Denoise", (0, 3, 5, 7), (0, 3)),
+        Axis("beautify", "Beautify", (0.0, 0.25, 0.5, 1.0), (0.0, 0.5)),
+        Axis("precision", "Precision", precisions, ("float32", "auto")),
     )}
 
 
@@ -62,8 +67,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        every = axes()
-        parts = [every[name].text(value) if name in every else f"{name} {value}" for name, value in self.changes]
+        parts = [value_text(name, value) for name, value in self.changes]
         return ", ".join(parts + [f"{self.seconds * 1000:.0f} ms"])
 
 
