@@ -7,7 +7,8 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
 
 * ``precision``: the generator runs in float16 (CUDA) or bfloat16 (CPUs with AVX-512 BF16 or
   AMX, through oneDNN); the guided-filter head always runs in float32, where its
-  ``var + eps`` would otherwise cancel catastrophically.
+  ``var + eps`` would otherwise cancel catastrophically. ``int8`` (x86 CPUs, opt-in, implies
+  ``compile``): int8 convolutions calibrated once, see :mod:`cartoonkit.quantize`.
 * ``channels_last``: NHWC tensors, the layout oneDNN and cuDNN convolutions are fastest in.
 * ``compile``: ``torch.compile`` fuses the element-wise work around the convolutions.
 * ``cuda_graphs`` (CUDA only, implies ``compile``): the compiled network is captured once per shape and
@@ -34,12 +35,12 @@ from .transforms import network_to_rgb_float, pad_to_multiple, rgb_uint8_to_netw
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
 COMPILED_BUCKET = 64
 """Bucket for compiled engines: every shape costs a compilation, so photos are padded to coarser steps
 (at 1024 px, at most 16 short-side shapes per orientation) at the price of a little padding."""
 _COMPILED_SHAPES = 64  # torch.compile falls back to eager after 8 shapes by default; buckets stay below this
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.int8}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -61,7 +62,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: float16 on CUDA, bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32."""
+    """``auto``: float16 on CUDA, bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32.
+
+    ``int8`` (CPU only) resolves to ``torch.int8``: the convolutions' precision, the rest runs as
+    :class:`~cartoonkit.quantize.Int8Network` decides.
+    """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -70,6 +75,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
     if precision == "float16" and device.type == "cpu":
         raise ConfigError("precision='float16': not supported on the CPU; use bfloat16 or float32")
+    if precision == "int8" and device.type != "cpu":
+        raise ConfigError(f"precision='int8': CPU only (oneDNN int8 kernels); on {device} use auto or float16")
     return _DTYPES[precision]
 
 
@@ -77,7 +84,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 class EngineOptions:
     """The engine's speed switches; the defaults are what cartoonkit recommends."""
 
-    precision: str = "auto"
+    precision: str = "auto"  # int8 implies compile: its int8 kernels only exist in the compiled graph
     channels_last: bool = True
     compile: bool = False
     cuda_graphs: bool = False
@@ -88,6 +95,11 @@ class EngineOptions:
             raise ConfigError(f"precision={self.precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
         if not isinstance(self.bucket, int) or self.bucket < SIZE_MULTIPLE or self.bucket % SIZE_MULTIPLE:
             raise ConfigError(f"bucket={self.bucket!r}: must be a positive multiple of {SIZE_MULTIPLE}")
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the network is compiled, so each new shape costs a compilation."""
+        return self.compile or self.cuda_graphs or self.precision == "int8"
 
 
 def bucket_shape(height: int, width: int, bucket: int) -> tuple[int, int]:
@@ -104,17 +116,23 @@ class Engine:
         self.options = options
         self.dtype = resolve_precision(options.precision, self.device)
         network = network.to(self.device).eval().requires_grad_(False)
-        network.generator.to(self.dtype)
+        if self.dtype != torch.int8:
+            network.generator.to(self.dtype)
         if options.channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
         if options.cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
-        if options.compile or options.cuda_graphs:
+        if options.compiled:
             import torch._dynamo.config as dynamo_config
 
             dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, _COMPILED_SHAPES)
-        if options.cuda_graphs:
+        if self.dtype == torch.int8:
+            from .quantize import Int8Network
+
+            compute = torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
+            self._forward = Int8Network(network, compute_dtype=compute)
+        elif options.cuda_graphs:
             self._forward = torch.compile(network, dynamic=False, mode="reduce-overhead")
         elif options.compile:
             self._forward = torch.compile(network, dynamic=False)

@@ -36,24 +36,26 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-class SameConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow ``SAME`` padding.
+def same_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    """A plain ``nn.Conv2d`` for a TensorFlow ``SAME`` convolution; run it with :func:`conv_same`.
 
     Stride-1 layers have odd kernels, so their padding is symmetric and handed to cuDNN/oneDNN
-    directly; only stride-2 layers pay for an explicit ``F.pad``.
+    directly; stride-2 layers get ``padding=0`` and :func:`conv_same` pads them. The layers stay
+    plain ``nn.Conv2d`` (not a subclass holding the padding) so that graph tools such as the int8
+    quantizer recognise them as convolutions.
     """
+    symmetric = kernel_size // 2 if stride == 1 else 0
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=symmetric)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
-        symmetric = kernel_size // 2 if stride == 1 else 0
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=symmetric)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride[0] == 1:
-            return super().forward(x)
-        kernel = self.kernel_size[0]
-        top, bottom = same_padding(x.shape[-2], kernel, self.stride[0])
-        left, right = same_padding(x.shape[-1], kernel, self.stride[1])
-        return super().forward(F.pad(x, (left, right, top, bottom)))
+def conv_same(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a :func:`same_conv` layer with TensorFlow ``SAME`` padding (asymmetric when strided)."""
+    if conv.stride[0] != 1:
+        kernel = conv.kernel_size[0]
+        top, bottom = same_padding(x.shape[-2], kernel, conv.stride[0])
+        left, right = same_padding(x.shape[-1], kernel, conv.stride[1])
+        x = F.pad(x, (left, right, top, bottom))
+    return conv(x)
 
 
 def upsample2x_tf_legacy(x: torch.Tensor) -> torch.Tensor:
@@ -119,8 +121,8 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv1 = SameConv2d(channels, channels, 3)
-        self.conv2 = SameConv2d(channels, channels, 3)
+        self.conv1 = same_conv(channels, channels, 3)
+        self.conv2 = same_conv(channels, channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv2(_leaky(self.conv1(x)))
@@ -139,22 +141,22 @@ class UNetGenerator(nn.Module):
     def __init__(self, channels: int = 32, num_blocks: int = 4):
         super().__init__()
         c = channels
-        self.conv0 = SameConv2d(3, c, 7)
-        self.conv1 = SameConv2d(c, c, 3, stride=2)
-        self.conv2 = SameConv2d(c, 2 * c, 3)
-        self.conv3 = SameConv2d(2 * c, 2 * c, 3, stride=2)
-        self.conv4 = SameConv2d(2 * c, 4 * c, 3)
+        self.conv0 = same_conv(3, c, 7)
+        self.conv1 = same_conv(c, c, 3, stride=2)
+        self.conv2 = same_conv(c, 2 * c, 3)
+        self.conv3 = same_conv(2 * c, 2 * c, 3, stride=2)
+        self.conv4 = same_conv(2 * c, 4 * c, 3)
         self.blocks = nn.Sequential(*[ResBlock(4 * c) for _ in range(num_blocks)])
-        self.conv5 = SameConv2d(4 * c, 2 * c, 3)
-        self.conv6 = SameConv2d(2 * c, 2 * c, 3)
-        self.conv7 = SameConv2d(2 * c, c, 3)
-        self.conv8 = SameConv2d(c, c, 3)
-        self.conv9 = SameConv2d(c, 3, 7)
+        self.conv5 = same_conv(4 * c, 2 * c, 3)
+        self.conv6 = same_conv(2 * c, 2 * c, 3)
+        self.conv7 = same_conv(2 * c, c, 3)
+        self.conv8 = same_conv(c, c, 3)
+        self.conv9 = same_conv(c, 3, 7)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x0 = _leaky(self.conv0(x))
-        x1 = _leaky(self.conv2(_leaky(self.conv1(x0))))
-        x2 = _leaky(self.conv4(_leaky(self.conv3(x1))))
+        x1 = _leaky(self.conv2(_leaky(conv_same(self.conv1, x0))))
+        x2 = _leaky(self.conv4(_leaky(conv_same(self.conv3, x1))))
         x2 = _leaky(self.conv5(self.blocks(x2)))
         x3 = _leaky(self.conv6(upsample2x_tf_legacy(x2) + x1))
         x3 = _leaky(self.conv7(x3))

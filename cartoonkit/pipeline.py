@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,15 @@ class Cartoonizer:
                  head_model: str | None = None,
                  models_dir: str | os.PathLike | None = None, limits: ImageLimits = ImageLimits()):
         """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
-        ``float32``, ``bfloat16`` or ``float16``; ``compile``: ``torch.compile`` the network (pays off over
+        ``float32``, ``bfloat16``, ``float16`` or ``int8`` (CPU only, always compiled);
+        ``compile``: ``torch.compile`` the network (pays off over
         many photos of few shapes; photos are then padded to 64-pixel buckets, so shapes repeat);
         ``engine_options`` sets every engine switch at once; ``head_model``: the model for faces in
         compound mode (default: ``model``, which then draws the background; a DCT-Net folder imported as
         ``NAME`` brings its own head model)."""
-        options = engine_options or EngineOptions(precision=precision, compile=compile,
-                                                  bucket=COMPILED_BUCKET if compile else EngineOptions.bucket)
+        options = engine_options or EngineOptions(precision=precision, compile=compile)
+        if engine_options is None and options.compiled:
+            options = replace(options, bucket=COMPILED_BUCKET)
         self._models_dir = Path(models_dir) if models_dir else None
         model, pair_head = resolve_pair(model, self._models_dir)  # a DCT-Net folder import: bg + head
         head_model = head_model or pair_head

@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from cartoonkit import network
-from cartoonkit.network import CartoonNetwork, SameConv2d, box_mean, guided_filter, same_padding, upsample2x_tf_legacy
+from cartoonkit.network import (
+    CartoonNetwork,
+    box_mean,
+    conv_same,
+    guided_filter,
+    same_conv,
+    same_padding,
+    upsample2x_tf_legacy,
+)
 
 PARITY_PHOTOS = ["wb_actress2.jpg", "wb_party5.jpg", "wb_liuyifei4.jpg", "wb_london1.jpg"]
 
@@ -96,10 +104,10 @@ def test_box_mean_and_guided_filter_match_reference(shape):
 
 @pytest.mark.parametrize("size,kernel,stride", [((8, 6), 3, 2), ((7, 5), 3, 2), ((6, 5), 7, 1), ((5, 4), 3, 1)])
 def test_same_conv_matches_direct_convolution(size, kernel, stride):
-    conv = SameConv2d(2, 3, kernel, stride=stride).double()
+    conv = same_conv(2, 3, kernel, stride=stride).double()
     x = torch.randn(1, 2, *size, dtype=torch.float64)
     expected = slow_conv_tf_same(x.numpy(), conv.weight.detach().numpy(), conv.bias.detach().numpy(), stride)
-    np.testing.assert_allclose(conv(x).detach().numpy(), expected, atol=1e-10)
+    np.testing.assert_allclose(conv_same(conv, x).detach().numpy(), expected, atol=1e-10)
 
 
 def test_network_shapes_and_parameter_count():
