@@ -33,6 +33,7 @@ VARIANTS: dict[str, EngineOptions] = {
     "channels_last-fp32": EngineOptions(precision="float32"),
     "channels_last-reduced": EngineOptions(precision="auto"),
     "compiled-reduced": EngineOptions(precision="auto", compile=True),
+    "compiled-int8": EngineOptions(precision="int8"),  # x86 CPUs only; int8 always compiles
 }
 DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
 

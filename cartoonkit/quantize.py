@@ -61,8 +61,21 @@ def calibration_inputs(size: int = CALIBRATION_SIZE) -> list[torch.Tensor]:
     return inputs
 
 
+def _import_torchao():
+    """torchao's PT2E modules; importing torchao 0.18 logs a torch deprecation warning a user can do nothing about."""
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
+    try:
+        import torchao.quantization.pt2e.quantize_pt2e as pt2e
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
+    finally:
+        pytree_log.setLevel(level)
+    return pt2e, x86
+
+
 def _quantizer(float_layers: tuple[str, ...]):
-    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
+    _, x86 = _import_torchao()
 
     quantizer = x86.X86InductorQuantizer()
     quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
@@ -73,10 +86,9 @@ def _quantizer(float_layers: tuple[str, ...]):
 
 def _prepare(generator: nn.Module, example: torch.Tensor, float_layers: tuple[str, ...]) -> torch.fx.GraphModule:
     """The generator exported at ``example``'s shape, with observers in front of every quantized tensor."""
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
-
+    pt2e, _ = _import_torchao()
     exported = torch.export.export(copy.deepcopy(generator), (example,)).module()
-    return prepare_pt2e(exported, _quantizer(float_layers))
+    return pt2e.prepare_pt2e(exported, _quantizer(float_layers))
 
 
 class _QuantizedNetwork(nn.Module):
@@ -120,13 +132,12 @@ class Int8Network:
             return {name: value.clone() for name, value in prepared.state_dict().items()}
 
     def _build(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
+        pt2e, _ = _import_torchao()
         with torch.inference_mode(False), torch.no_grad():
             example = torch.zeros(x.shape, dtype=torch.float32).contiguous(memory_format=_memory_format(x))
             prepared = _prepare(self.generator, example, self.float_layers)
             prepared.load_state_dict(self._observer_state, strict=True)
-            quantized = convert_pt2e(prepared)
+            quantized = pt2e.convert_pt2e(prepared)
         log.info("int8: graph for shape %s (compiles on first use)", tuple(x.shape))
         return torch.compile(_QuantizedNetwork(quantized, self.radius, self.eps), dynamic=False)
 

@@ -287,9 +287,10 @@ def test_batch_compile_needs_one_process(tmp_path, capsys):
     from cartoonkit.cli import main
 
     (tmp_path / "in").mkdir()
-    code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compile", "--workers", "2"])
-    assert code == 2
-    assert "--compile, --cuda-graphs and --head-model work with one process" in capsys.readouterr().err
+    for flag in (["--compile"], ["--precision", "int8"]):
+        code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *flag, "--workers", "2"])
+        assert code == 2
+        assert "--precision int8 and --head-model work with one process" in capsys.readouterr().err
 
 
 def test_cuda_graphs_without_cuda_is_a_clear_error(tmp_path, capsys, shared_images, models_dir):
