@@ -151,9 +151,12 @@ def test_hardware_profiles_and_cpu_recommendation():
     assert hardware.find_profile("Some Future GPU") is None
     assert hardware.cpu_supports_fast_bf16({"avx512f", "avx512_bf16"})
     assert not hardware.cpu_supports_fast_bf16({"avx2"})
+    assert hardware.cpu_supports_fast_int8({"avx512f", "avx512_vnni"})
+    assert not hardware.cpu_supports_fast_int8({"avx512f", "avx512_bf16"})
     rec = hardware.recommend(torch.device("cpu"))
     assert rec.precision == ("bfloat16" if hardware.cpu_supports_fast_bf16() else "float32")
     assert rec.batch_size >= 1 and rec.reasons
+    assert any("--precision int8" in r for r in rec.reasons) == hardware.cpu_supports_fast_int8()
 
 
 @pytest.mark.gpu

@@ -32,6 +32,7 @@ def test_end_to_end_steps_are_measured_and_chained(rows):
 def test_skipped_steps_say_why(rows):
     by_step = {r["step"]: r for r in rows}
     assert by_step["compile"]["status"].startswith("skipped") and by_step["compile"]["after_ms"] is None
+    assert by_step["int8 (CPU)"]["status"] == "skipped: compile=False (int8 compiles once per shape)"
     for step in walkthrough.GPU_STEPS:
         assert by_step[step]["status"] == "skipped: needs a CUDA GPU"
 
