@@ -24,6 +24,7 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
 from __future__ import annotations
 
 import logging
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -75,8 +76,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
     if precision == "float16" and device.type == "cpu":
         raise ConfigError("precision='float16': not supported on the CPU; use bfloat16 or float32")
-    if precision == "int8" and device.type != "cpu":
-        raise ConfigError(f"precision='int8': CPU only (oneDNN int8 kernels); on {device} use auto or float16")
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ConfigError(f"precision='int8': CPU only (oneDNN int8 kernels); on {device} use auto or float16")
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            raise ConfigError(f"precision='int8': needs an x86-64 CPU (oneDNN's int8 kernels), this is "
+                              f"{platform.machine()}; use auto")
     return _DTYPES[precision]
 
 

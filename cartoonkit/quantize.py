@@ -30,6 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .network import CartoonNetwork, guided_filter
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def _import_torchao():
     try:
         import torchao.quantization.pt2e.quantize_pt2e as pt2e
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as x86
+    except ImportError as exc:
+        raise ConfigError(f"precision='int8' needs torchao ({exc}); pip install 'torchao==0.18.0'") from exc
     finally:
         pytree_log.setLevel(level)
     return pt2e, x86

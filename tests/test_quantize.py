@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 
 import pytest
@@ -30,14 +31,24 @@ def int8_engine(models_dir):
     return Engine(load_network(models_dir=models_dir)[0], "cpu", EngineOptions(precision="int8"))
 
 
-def test_int8_is_cpu_only_and_always_compiled():
+def test_int8_is_x86_cpu_only_and_always_compiled(monkeypatch):
     assert resolve_precision("int8", torch.device("cpu")) == torch.int8
     with pytest.raises(ConfigError, match="int8.*CPU only"):
         resolve_precision("int8", torch.device("cuda"))
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    with pytest.raises(ConfigError, match="x86-64"):
+        resolve_precision("int8", torch.device("cpu"))
+    monkeypatch.undo()
     assert EngineOptions(precision="int8").compiled
     assert not EngineOptions(precision="bfloat16").compiled
     args = argparse.Namespace(precision="int8", compile=False, cuda_graphs=False)
     assert engine_options_from_args(args).bucket == COMPILED_BUCKET
+
+
+def test_missing_torchao_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e.quantize_pt2e", None)
+    with pytest.raises(ConfigError, match="needs torchao"):
+        quantize._import_torchao()
 
 
 def test_calibration_set_is_fixed_and_shaped():

@@ -187,7 +187,7 @@ def run_walkthrough(files: Sequence[Path], resolution: int, repeats: int = 1, *,
     """
     say = echo or (lambda _: None)
     dev = resolve_device(device)
-    files = list(files)
+    files = [Path(f) for f in files]
     rows: list[StepRow] = []
 
     def add(row: StepRow) -> float | None:
