@@ -141,7 +141,7 @@ class Int8Network:
             prepared = _prepare(self.generator, example, self.float_layers)
             prepared.load_state_dict(self._observer_state, strict=True)
             quantized = pt2e.convert_pt2e(prepared)
-        log.info("int8: graph for shape %s (compiles on first use)", tuple(x.shape))
+        log.info("int8: compiling for shape %s (10-30 s, once per shape and process)", tuple(x.shape))
         return torch.compile(_QuantizedNetwork(quantized, self.radius, self.eps), dynamic=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
