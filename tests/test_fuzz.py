@@ -226,8 +226,12 @@ def test_atheris_bounded_run(tmp_path):
     harness = tmp_path / "harness.py"
     harness.write_text(HARNESS)
     start = time.monotonic()
+    # Through a shell that forks (the trailing ``exit``): libFuzzer's RSS limit reads ``ru_maxrss``, which Linux
+    # carries from parent to child across fork and exec, so a direct child of a test session that once peaked
+    # at 2 GB would start "out of memory". The shell's child inherits only the shell's few MB.
     result = subprocess.run(
-        [sys.executable, str(harness), str(Path(__file__).parent), f"-runs={ATHERIS_RUNS}", "-seed=1",
+        ["/bin/sh", "-c", '"$0" "$@"; exit $?',
+         sys.executable, str(harness), str(Path(__file__).parent), f"-runs={ATHERIS_RUNS}", "-seed=1",
          f"-max_total_time={ATHERIS_SECONDS}", "-rss_limit_mb=2048", "-timeout=10", "-max_len=4096",
          f"-artifact_prefix={artifacts}{os.sep}", str(corpus)],
         capture_output=True, text=True, timeout=ATHERIS_SECONDS + 90, cwd=tmp_path)
