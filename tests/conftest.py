@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,10 @@ import pytest
 # never depends on (or changes) the developer's models/.
 _SESSION_MODELS = tempfile.mkdtemp(prefix="cartoonkit-test-models-")
 os.environ["CARTOONKIT_MODELS"] = _SESSION_MODELS
-os.environ.setdefault("CARTOONKIT_CACHE", tempfile.mkdtemp(prefix="cartoonkit-test-cache-"))
+_SESSION_FOLDERS = [_SESSION_MODELS]
+if "CARTOONKIT_CACHE" not in os.environ:
+    _SESSION_FOLDERS.append(tempfile.mkdtemp(prefix="cartoonkit-test-cache-"))
+    os.environ["CARTOONKIT_CACHE"] = _SESSION_FOLDERS[-1]
 
 import torch  # noqa: E402
 
@@ -23,6 +27,12 @@ SHARED_IMAGES = paths.project_root().parent / "shared" / "images"
 TFLITE_FILE = SHARED_MODELS / "whitebox_cartoon_gan_fp16.tflite"
 
 torch.manual_seed(0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The throw-away folders made above go with the session (they held converted models and caches)."""
+    for folder in _SESSION_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
