@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
@@ -25,7 +25,7 @@ from .config import (
     MODES,
     CartoonConfig,
 )
-from .engine import COMPILED_BUCKET, PRECISIONS, EngineOptions
+from .engine import PRECISIONS, EngineOptions, with_compiled_bucket
 from .errors import CartoonkitError, ConfigError
 from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
 
@@ -93,9 +93,8 @@ def config_from_args(args: argparse.Namespace) -> CartoonConfig:
 
 
 def engine_options_from_args(args: argparse.Namespace) -> EngineOptions:
-    """A compiled network pays per shape, so it gets the coarser :data:`~cartoonkit.engine.COMPILED_BUCKET`."""
-    options = EngineOptions(precision=args.precision, compile=args.compile, cuda_graphs=args.cuda_graphs)
-    return replace(options, bucket=COMPILED_BUCKET) if options.compiled else options
+    return with_compiled_bucket(EngineOptions(precision=args.precision, compile=args.compile,
+                                              cuda_graphs=args.cuda_graphs))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -148,13 +147,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     cartoonizer = None
-    if engine_options_from_args(args).compiled or args.head_model:
+    engine_options = engine_options_from_args(args)
+    if engine_options.compiled or args.head_model:
         if devices or args.workers > 1:
             raise ConfigError("--compile, --cuda-graphs, --precision int8 and --head-model work with one process; "
                               "drop --workers/--devices")
         from .pipeline import Cartoonizer
 
-        cartoonizer = Cartoonizer(model=args.model, device=args.device, engine_options=engine_options_from_args(args),
+        cartoonizer = Cartoonizer(model=args.model, device=args.device, engine_options=engine_options,
                                   head_model=args.head_model, limits=ImageLimits(max_pixels=args.max_pixels))
     report = run_batch(args.input, args.output, config, cartoonizer=cartoonizer, model=args.model,
                        device=args.device, devices=devices,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -105,6 +105,11 @@ class EngineOptions:
     def compiled(self) -> bool:
         """Whether the network is compiled, so each new shape costs a compilation."""
         return self.compile or self.cuda_graphs or self.precision == "int8"
+
+
+def with_compiled_bucket(options: EngineOptions) -> EngineOptions:
+    """``options`` with :data:`COMPILED_BUCKET` when they compile (every shape costs a compilation), else as given."""
+    return replace(options, bucket=COMPILED_BUCKET) if options.compiled else options
 
 
 def bucket_shape(height: int, width: int, bucket: int) -> tuple[int, int]:

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import torch
 
 from . import imagetypes
 from .config import CartoonConfig
-from .engine import COMPILED_BUCKET, Engine, EngineOptions, bucket_shape
+from .engine import Engine, EngineOptions, bucket_shape, with_compiled_bucket
 from .errors import ConfigError
 from .fileio import write_atomic
 from .imageio import DecodedImage, ImageLimits, encode_image, read_image
@@ -66,9 +66,7 @@ class Cartoonizer:
         ``engine_options`` sets every engine switch at once; ``head_model``: the model for faces in
         compound mode (default: ``model``, which then draws the background; a DCT-Net folder imported as
         ``NAME`` brings its own head model)."""
-        options = engine_options or EngineOptions(precision=precision, compile=compile)
-        if engine_options is None and options.compiled:
-            options = replace(options, bucket=COMPILED_BUCKET)
+        options = engine_options or with_compiled_bucket(EngineOptions(precision=precision, compile=compile))
         self._models_dir = Path(models_dir) if models_dir else None
         model, pair_head = resolve_pair(model, self._models_dir)  # a DCT-Net folder import: bg + head
         head_model = head_model or pair_head
