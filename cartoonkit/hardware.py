@@ -129,7 +129,7 @@ def recommend(device: torch.device, resolution: int = 1024, memory_fraction: flo
     )
     if cpu_supports_fast_int8():
         reasons += ("for folders: --precision int8 (VNNI present) is the fastest CPU path, about 45 dB PSNR "
-                    "from float32; it calibrates once and compiles once per image shape (10-20 s each), "
+                    "from float32; it calibrates once and compiles once per image shape (10-30 s each), "
                     "see BENCHMARKS.md",)
     return Recommendation("cpu", precision, 1, False, reasons)
 

@@ -123,9 +123,9 @@ class Int8Network:
         self.compute_dtype = compute_dtype
         self._by_shape: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}
         started = time.perf_counter()
-        self._observer_state = self._calibrate(calibration or calibration_inputs())
-        log.info("int8: calibrated on %d photos in %.1f s", len(calibration or CALIBRATION_PHOTOS),
-                 time.perf_counter() - started)
+        inputs = calibration or calibration_inputs()
+        self._observer_state = self._calibrate(inputs)
+        log.info("int8: calibrated on %d photos in %.1f s", len(inputs), time.perf_counter() - started)
 
     def _calibrate(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.inference_mode(False), torch.no_grad():

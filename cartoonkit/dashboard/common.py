@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..config import DENOISE_KERNELS, MAX_UPSCALE, MIN_UPSCALE, CartoonConfig
+from ..engine import PRECISIONS
 from ..errors import CartoonkitError
 from ..imageio import ImageLimits, extension_for, read_image
 from ..pipeline import Cartoonizer, CartoonResult
@@ -20,7 +21,6 @@ from . import jobs
 
 RESOLUTIONS = (512, 768, 1024, 2048)
 FORMATS = ("png", "jpg", "webp")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
 MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
 MODEL_LOCK = threading.Lock()
 """Serialises use of the shared cartoonizers: sessions run in threads, and OpenCV's face detector (compound
@@ -178,7 +178,7 @@ def sidebar(st) -> Settings:
     precision = sb.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32; "
                                   "int8: CPU only, the fastest there (about 45 dB from float32); its first "
-                                  "run per image shape compiles for 10-20 s")
+                                  "run per image shape compiles for 10-30 s")
     time_limit = sb.number_input("Time limit per request (s)", min_value=jobs.MIN_TIME_LIMIT_S,
                                  max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
