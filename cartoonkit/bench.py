@@ -11,7 +11,6 @@ import json
 import platform
 import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .imageio import read_image
 from .network import CartoonNetwork
 from .pipeline import Cartoonizer
 from .samples import sample_photos
+from .timing import median_seconds  # noqa: F401 (re-exported for the analysis modules)
 from .transforms import resize_long_side
 
 # Named engine configurations, from the plain port (the first baseline) to the recommended one.
@@ -80,21 +80,6 @@ def machine_description(device: torch.device) -> str:
     flags = cpu_flags()
     features = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags)
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads ({features})"
-
-
-def median_seconds(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
-    for _ in range(warmup):  # first-call allocations, kernel selection, compilation
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
