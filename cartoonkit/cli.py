@@ -199,7 +199,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         cards = {c.name: c for c in weights.installed_models()}
         rows = [(c.name, "installed", c.style, c.licence, c.source) for c in cards.values()]
-        rows += [(s.name, "not installed (installs on first use)", s.style, s.licence, s.url)
+        rows += [(s.name, "installed" if weights.is_installed(s.name) else "not installed (installs on first use)",
+                  s.style, s.licence, s.url)
                  for s in weights.KNOWN_MODELS.values() if s.name not in cards]
         from . import paths
         print(f"models folder: {paths.models_dir()}")
@@ -207,9 +208,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{name:<14} {state:<12} style={style:<10} licence: {licence}\n{'':<14} source: {source}")
         return EXIT_OK
     if args.models_command == "install" and args.name == "yunet":
-        from .faces import locate_yunet
-
-        print(f"face detector ready: {locate_yunet()} (YuNet, MIT licence)")
+        print(f"face detector ready: {weights.detector_path('yunet')} (YuNet, MIT licence)")
         return EXIT_OK
     if args.models_command == "install":
         card = weights.install(args.name, force=args.force)
@@ -217,9 +216,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.models_command == "import":
         if Path(args.path).is_dir():  # a ModelScope DCT-Net directory: head/background pair
-            from .weights.graphdef_import import import_dctnet_dir
-
-            for card in import_dctnet_dir(args.path, args.name, style=args.style, licence=args.licence):
+            for card in weights.import_dctnet_dir(args.path, args.name, style=args.style, licence=args.licence):
                 print(f"imported {card.source} as {card.name} (role {card.role}, "
                       f"sha256 of weights {card.weights_sha256[:12]}…)")
             return EXIT_OK

@@ -5,7 +5,8 @@ Every image here is a **numpy** ``uint8`` array ``(H, W, 3)`` in **RGB** order (
 channel), never a tensor: OpenCV does the warps, and the caller converts a ``(3, H, W)`` tensor
 with ``t.permute(1, 2, 0).cpu().numpy()`` and back with ``torch.from_numpy(a).permute(2, 0, 1)``.
 
-The flow for one photo::
+The flow for one photo (the YuNet file comes from the model catalogue,
+:func:`cartoonkit.weights.detector_path`)::
 
     detector = FaceDetector()
     result = detector.detect(rgb)                      # DetectionResult(faces, skipped_small, ...)
@@ -48,98 +49,27 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from . import paths
 from .errors import ConfigError, InvalidImageError, ModelError
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ARCFACE_TEMPLATE_112",
-    "YUNET",
     "DetectionResult",
     "Face",
     "FaceDetector",
-    "align_faces",
     "alignment_matrix",
     "crop_face",
     "feather_mask",
     "head_template",
-    "locate_yunet",
     "paste_back",
-    "paste_faces",
     "umeyama",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# The YuNet model file
-# --------------------------------------------------------------------------------------------
-
-def _yunet_spec():
-    from .weights.registry import ModelSpec
-
-    return ModelSpec(
-        name="yunet",
-        style="face-detector",
-        filename="face_detection_yunet_2026may.onnx",
-        url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-            "face_detection_yunet_2026may.onnx",
-        sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
-        licence="MIT",
-        source_format="onnx",
-        description="YuNet face detector (OpenCV Zoo), boxes + 5 landmarks, for cv2.FaceDetectorYN",
-    )
-
-
-YUNET = _yunet_spec()
-
-
-def locate_yunet(models_dir: Path | None = None) -> Path:
-    """Path of a sha256-checked YuNet ``.onnx`` in the models folder, fetching it on first use.
-
-    Order: a cached copy in ``models_dir`` (default :func:`paths.models_dir`), checked every time
-    (a damaged cache is removed and fetched again); else a local copy in :func:`paths.asset_dirs`
-    (``$CARTOONKIT_ASSETS``, ``../shared/models``), which must match the sha256 or
-    :class:`~cartoonkit.errors.IntegrityError` is raised; else a download from the public URL
-    (also checked). A fetched file is copied into the models folder, so later runs need neither
-    ``../shared`` nor the network.
-    """
-    from .weights.registry import _check_sha256, download, find_local_source
-    from .weights.store import sha256_file
-
-    models_dir = Path(models_dir) if models_dir is not None else paths.models_dir()
-    cached = models_dir / YUNET.filename
-    if cached.is_file():
-        if sha256_file(cached) == YUNET.sha256:
-            return cached
-        log.warning("%s: sha256 mismatch, fetching the face detector again", cached)
-        cached.unlink()
-    models_dir.mkdir(parents=True, exist_ok=True)
-    local = find_local_source(YUNET)
-    fd, tmp_name = tempfile.mkstemp(prefix=".yunet-", suffix=".part", dir=models_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if local is not None:
-            _check_sha256(local, YUNET.sha256)
-            log.info("copying face detector from %s", local)
-            tmp.write_bytes(local.read_bytes())
-            _check_sha256(tmp, YUNET.sha256)
-        else:
-            download(YUNET.url, tmp, YUNET.sha256)
-        os.replace(tmp, cached)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return cached
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +118,8 @@ class FaceDetector:
 
     ``score_threshold``: keep faces scoring at least this (0..1); ``min_face``: keep faces whose
     box short side is at least this many original pixels; ``detect_size``: the long side of the
-    copy YuNet sees (the photo is only ever shrunk).
+    copy YuNet sees (the photo is only ever shrunk); ``model_path``: the ``.onnx``, by default
+    the catalogue's checked copy (:func:`cartoonkit.weights.detector_path`, fetched on first use).
     """
 
     def __init__(self, score_threshold: float = 0.6, min_face: int = 24, detect_size: int = 640, *,
@@ -203,7 +134,11 @@ class FaceDetector:
         self.min_face = float(min_face)
         self.detect_size = int(detect_size)
         self.floor = min(0.3, self.score_threshold)
-        self.model_path = Path(model_path) if model_path is not None else locate_yunet()
+        if model_path is None:
+            from .weights.registry import detector_path  # the catalogue: fetched and sha256-checked
+
+            model_path = detector_path("yunet")
+        self.model_path = Path(model_path)
         try:
             self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320),
                                                   score_threshold=self.floor, nms_threshold=nms_threshold,
@@ -367,34 +302,3 @@ def paste_back(canvas: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: n
     out[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
 
-
-def align_faces(rgb: np.ndarray, found: list[Face], crop_size: int = 512,
-                face_scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Head crops of several faces, ready to go through the network as one batch.
-
-    ``rgb``: numpy ``uint8`` ``(H, W, 3)``. Returns ``crops``, numpy ``uint8``
-    ``(N, crop_size, crop_size, 3)``, and ``matrices``, float64 ``(N, 2, 3)`` (photo -> crop).
-    Crops of several photos can be concatenated along N; keep each photo's matrices beside them.
-    """
-    matrices = np.stack([alignment_matrix(f.landmarks, crop_size, face_scale) for f in found]) if found \
-        else np.zeros((0, 2, 3))
-    crops = np.stack([crop_face(rgb, m, crop_size) for m in matrices]) if found \
-        else np.zeros((0, crop_size, crop_size, rgb.shape[2]), np.uint8)
-    return crops, matrices
-
-
-def paste_faces(canvas: np.ndarray, crops: np.ndarray, matrices: np.ndarray,
-                mask: np.ndarray | None = None) -> np.ndarray:
-    """:func:`paste_back` of every crop in turn (later ones over earlier ones where heads overlap).
-
-    ``canvas``: numpy ``uint8`` ``(H, W, 3)``; ``crops``: numpy ``uint8`` ``(N, S, S, 3)``;
-    ``matrices``: ``(N, 2, 3)``; ``mask``: float ``(S, S)``, default :func:`feather_mask` ``(S)``.
-    """
-    if len(crops) != len(matrices):
-        raise ValueError(f"paste_faces: {len(crops)} crops but {len(matrices)} matrices")
-    if mask is None and len(crops):
-        mask = feather_mask(crops.shape[1])
-    out = canvas
-    for crop, matrix in zip(crops, matrices, strict=True):
-        out = paste_back(out, crop, matrix, mask)
-    return out if out is not canvas else canvas.copy()

@@ -1,9 +1,10 @@
 """What hardware is here, and the settings cartoonkit recommends for it.
 
-Profiles hold what a data sheet says about a device (memory, bf16 support, a rough dense fp16
-tensor throughput for the FLOP-floor column of the benchmark). The batch size is not in the
-profile: it comes from the memory one image actually needs at the chosen resolution, measured on
-the device by :func:`measure_image_memory`, so it is right for whatever card is present.
+Profiles hold what a data sheet says about a GPU that the recommendation uses (bfloat16 support,
+a note). The batch size is the folder runner's default, :data:`DEFAULT_BATCH_SIZE`, by device
+type. Importing this module does not import torch: the CPU checks (:func:`cpu_flags`,
+:func:`cpu_supports_fast_bf16`, ...) read ``/proc/cpuinfo``; torch is imported by the functions
+that look at devices.
 """
 
 from __future__ import annotations
@@ -11,29 +12,31 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# Photos per engine call when a folder is cartoonized and no --batch-size is given, by device type.
+DEFAULT_BATCH_SIZE: dict[str, int] = {"cuda": 8, "cpu": 1}
 
 
 @dataclass(frozen=True)
 class DeviceProfile:
     name: str
     match: tuple[str, ...]       # substrings of torch.cuda.get_device_name()
-    memory_gib: float
     bf16: bool                   # hardware bfloat16 (Ampere and newer)
-    dense_fp16_tflops: float     # data-sheet peak for dense fp16 tensor-core math
-    compile: bool                # whether torch.compile is recommended (pays back its start-up on long runs)
     note: str
 
 
 PROFILES: tuple[DeviceProfile, ...] = (
-    DeviceProfile("T4", ("T4",), 16, False, 65, True, "Turing: float16 only, modest bandwidth; keep batches small"),
-    DeviceProfile("RTX 3090", ("3090",), 24, True, 71, True, "Ampere consumer card"),
-    DeviceProfile("A10", ("A10",), 24, True, 125, True, "Ampere data-centre card"),
-    DeviceProfile("L4", ("L4",), 24, True, 121, True, "Ada: efficient, low bandwidth (300 GB/s)"),
-    DeviceProfile("A100", ("A100",), 40, True, 312, True, "Ampere; 40 or 80 GiB"),
-    DeviceProfile("H100", ("H100",), 80, True, 989, True, "Hopper; SXM figures (PCIe is lower)"),
-    DeviceProfile("H200", ("H200",), 141, True, 989, True, "Hopper with 141 GiB HBM3e"),
+    DeviceProfile("T4", ("T4",), False, "Turing: float16 only, modest bandwidth; keep batches small"),
+    DeviceProfile("RTX 3090", ("3090",), True, "Ampere consumer card"),
+    DeviceProfile("A10", ("A10",), True, "Ampere data-centre card"),
+    DeviceProfile("L4", ("L4",), True, "Ada: efficient, low bandwidth (300 GB/s)"),
+    DeviceProfile("A100", ("A100",), True, "Ampere; 40 or 80 GiB"),
+    DeviceProfile("H100", ("H100",), True, "Hopper; SXM figures (PCIe is lower)"),
+    DeviceProfile("H200", ("H200",), True, "Hopper with 141 GiB HBM3e"),
 )
 
 
@@ -78,6 +81,8 @@ def cpu_supports_fast_int8(flags: set[str] | None = None) -> bool:
 
 def measure_image_memory(device: torch.device, resolution: int, dtype: torch.dtype) -> int:
     """Peak bytes the network needs for one ``resolution x resolution`` image, measured on a CUDA device."""
+    import torch
+
     from .network import CartoonNetwork
 
     network = CartoonNetwork().to(device).eval()
@@ -96,45 +101,46 @@ def measure_image_memory(device: torch.device, resolution: int, dtype: torch.dty
 class Recommendation:
     device: str
     precision: str
-    batch_size: int
+    batch_size: int              # the folder runner's default for this device type (DEFAULT_BATCH_SIZE)
     compile: bool
     reasons: tuple[str, ...]
 
 
-def recommend(device: torch.device, resolution: int = 1024, memory_fraction: float = 0.6) -> Recommendation:
+def recommend(device: torch.device, resolution: int = 1024) -> Recommendation:
     """Settings for ``device`` at ``resolution``, with the reason for each."""
+    import torch
+
+    batch = DEFAULT_BATCH_SIZE.get(device.type, 1)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         profile = find_profile(name)
-        precision = "float16"
-        free, total = torch.cuda.mem_get_info(device)
-        per_image = measure_image_memory(device, resolution, torch.float16)
-        batch = max(1, min(64, int(free * memory_fraction // per_image)))
         reasons = (
             f"{name}: float16 tensor cores" + (" (bfloat16 also supported)" if profile and profile.bf16 else ""),
-            f"one {resolution}x{resolution} image needs {per_image / 2**20:.0f} MiB (measured); "
-            f"{memory_fraction:.0%} of the {free / 2**30:.1f} GiB free fits a batch of {batch}",
+            f"folders: {batch} photos per engine call (the folder default; --batch-size to change)",
             "torch.compile pays back its start-up on folders of more than a few dozen photos",
-            profile.note if profile else "no profile for this card: settings come from the measurement alone",
+            profile.note if profile else "no profile for this card: the general CUDA settings",
         )
-        return Recommendation(str(device), precision, batch, True, reasons)
+        return Recommendation(str(device), "float16", batch, True, reasons)
     fast_bf16 = cpu_supports_fast_bf16()
     precision = "bfloat16" if fast_bf16 else "float32"
     reasons = (
         f"CPU {cpu_model_name()}: " + ("AVX-512 BF16/AMX present, bfloat16 through oneDNN is about twice as "
                                        "fast as float32 at > 40 dB PSNR" if fast_bf16 else
                                        "no fast bfloat16 instructions, float32"),
-        "batch 1: the CPU's cores are already busy on one image; see BENCHMARKS.md for the measured batch effect",
+        f"batch {batch} (the folder default): the CPU's cores are already busy on one image; see BENCHMARKS.md "
+        "for the measured batch effect",
         "torch.compile: small gain on CPU, not worth its start-up for a handful of photos",
     )
     if cpu_supports_fast_int8():
         reasons += ("for folders: --precision int8 (VNNI present) is the fastest CPU path, about 45 dB PSNR "
                     "from float32; it calibrates once and compiles once per image shape (10-30 s each), "
                     "see BENCHMARKS.md",)
-    return Recommendation("cpu", precision, 1, False, reasons)
+    return Recommendation("cpu", precision, batch, False, reasons)
 
 
 def describe(resolution: int = 1024) -> str:
+    import torch
+
     flags = cpu_flags()
     lines = [
         f"torch {torch.__version__}, python {platform.python_version()}",
@@ -154,7 +160,7 @@ def describe(resolution: int = 1024) -> str:
     for device in devices:
         rec = recommend(device, resolution)
         lines.append(f"\nrecommended on {rec.device} at {resolution}px: precision={rec.precision}, "
-                     f"batch={rec.batch_size}, compile={'on' if rec.compile else 'off'}")
+                     f"folder batch size={rec.batch_size} (default), compile={'on' if rec.compile else 'off'}")
         lines += [f"  - {r}" for r in rec.reasons]
     lines.append("\nknown GPU profiles: " + ", ".join(p.name for p in PROFILES))
     return "\n".join(lines)

@@ -135,7 +135,7 @@ class UNetGenerator(nn.Module):
 
     Attribute names follow the TensorFlow scopes (``conv0`` is ``generator/Conv``, ``conv1`` is
     ``generator/Conv_1`` ... ``blocks.0.conv1`` is ``generator/block_0/conv1``), so the weight
-    importers map names one to one: see :func:`tf_scope_to_param_prefix`.
+    importers map names one to one through :data:`TF_LAYER_SCOPES`.
     """
 
     def __init__(self, channels: int = 32, num_blocks: int = 4):
@@ -196,11 +196,6 @@ TF_LAYER_SCOPES: dict[str, str] = {
     **{("Conv" if i == 0 else f"Conv_{i}"): f"generator.conv{i}" for i in range(10)},
     **{f"block_{b}/conv{j}": f"generator.blocks.{b}.conv{j}" for b in range(4) for j in (1, 2)},
 }
-
-
-def tf_scope_to_param_prefix(scope: str) -> str:
-    """``"block_2/conv1"`` -> ``"generator.blocks.2.conv1"``; unknown scopes raise ``KeyError``."""
-    return TF_LAYER_SCOPES[scope]
 
 
 def expected_shapes(channels: int = 32, num_blocks: int = 4) -> dict[str, tuple[int, ...]]:

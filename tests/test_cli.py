@@ -306,9 +306,15 @@ def test_cuda_graphs_without_cuda_is_a_clear_error(tmp_path, capsys, shared_imag
 
 def test_models_install_yunet(models_dir, capsys):
     from cartoonkit.cli import main
+    from cartoonkit.weights import KNOWN_MODELS
 
     assert main(["models", "install", "yunet"]) == 0
-    assert "face detector ready" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    path = models_dir / KNOWN_MODELS["yunet"].filename
+    assert out.strip() == f"face detector ready: {path} (YuNet, MIT licence)"
+    code, stdout, _ = run_cli(capsys, "models", "list")               # the catalogue lists it too
+    row = next(line for line in stdout.splitlines() if line.startswith("yunet"))
+    assert code == 0 and "installed" in row and "not installed" not in row and "MIT" in row
 
 
 def test_compiled_engines_get_the_coarse_bucket():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,9 +13,12 @@ import pytest
 from PIL import Image
 
 from cartoonkit import faces, paths
-from cartoonkit.errors import IntegrityError
+from cartoonkit.errors import IntegrityError, ModelError
+from cartoonkit.weights import registry
+from cartoonkit.weights.store import sha256_file
 
-YUNET_FILE = paths.project_root().parent / "shared" / "models" / faces.YUNET.filename
+YUNET = registry.KNOWN_MODELS["yunet"]
+YUNET_FILE = paths.project_root().parent / "shared" / "models" / YUNET.filename
 
 
 def _load(folder: Path, name: str, long_side: int | None = None) -> np.ndarray:
@@ -27,7 +32,7 @@ def _load(folder: Path, name: str, long_side: int | None = None) -> np.ndarray:
 def yunet_path() -> Path:
     if not YUNET_FILE.is_file():
         pytest.skip("../shared/models/face_detection_yunet_2026may.onnx is not beside the checkout")
-    return faces.locate_yunet()
+    return registry.detector_path("yunet")
 
 
 @pytest.fixture(scope="module")
@@ -42,28 +47,33 @@ def portrait(shared_images) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ model file
 
-def test_locate_yunet_caches_checked_copy(yunet_path):
+def test_yunet_is_a_face_detector_in_the_catalogue(tmp_path):
+    assert YUNET.kind == "face-detector" and YUNET.licence == "MIT"
+    assert registry.KNOWN_MODELS["whitebox"].kind == "network"
+    with pytest.raises(ModelError, match="face-detector"):
+        registry.install("yunet")
+    with pytest.raises(ModelError, match="known: whitebox"):
+        registry.ensure_installed("yunet", tmp_path)
+
+
+def test_detector_path_caches_checked_copy(yunet_path):
     assert yunet_path.parent == paths.models_dir()
-    from cartoonkit.weights.store import sha256_file
+    assert sha256_file(yunet_path) == YUNET.sha256
+    assert registry.detector_path("yunet") == yunet_path          # second call: the cache
+    assert registry.is_installed("yunet")
 
-    assert sha256_file(yunet_path) == faces.YUNET.sha256
-    assert faces.locate_yunet() == yunet_path          # second call: the cache
 
-
-def test_locate_yunet_refuses_wrong_sha256(tmp_path, monkeypatch):
+def test_detector_path_refuses_wrong_sha256(tmp_path, monkeypatch):
     assets = tmp_path / "assets"
     assets.mkdir()
-    (assets / faces.YUNET.filename).write_bytes(b"not an onnx model")
+    (assets / YUNET.filename).write_bytes(b"not an onnx model")
     monkeypatch.setattr(paths, "asset_dirs", lambda: [assets])
     monkeypatch.setenv("CARTOONKIT_MODELS", str(tmp_path / "models"))
-
-    def no_download(*args, **kwargs):  # pragma: no cover - must not be reached
-        raise AssertionError("should not download when a local copy exists")
-
-    monkeypatch.setattr("cartoonkit.weights.registry.download", no_download)
-    with pytest.raises(IntegrityError, match="sha256"):
-        faces.locate_yunet()
-    assert not (tmp_path / "models" / faces.YUNET.filename).exists()
+    # a download would fail with "cannot download", not IntegrityError: the local copy is what is refused
+    monkeypatch.setitem(registry.KNOWN_MODELS, "yunet", replace(YUNET, url=(tmp_path / "absent.onnx").as_uri()))
+    with pytest.raises(IntegrityError, match=re.escape(f"{assets / YUNET.filename}: sha256")):
+        registry.detector_path("yunet")
+    assert not (tmp_path / "models" / YUNET.filename).exists()
     assert list((tmp_path / "models").glob("*")) == []   # no partial file left behind
 
 
@@ -306,54 +316,56 @@ def test_no_visible_seam(detector, portrait, modify):
 
 def test_overlapping_faces_paste_sequentially(detector, shared_images):
     rgb = _load(shared_images, "wb_party7.jpg", long_side=800)
+    photo = rgb.copy()
     found = detector.detect(rgb).faces
     assert len(found) >= 2
-    crops, matrices = faces.align_faces(rgb, found, 256)                  # one batch for the network
-    assert crops.shape == (len(found), 256, 256, 3) and matrices.shape == (len(found), 2, 3)
-    canvas = faces.paste_faces(rgb, 255 - crops, matrices)
+    matrices = [faces.alignment_matrix(f.landmarks, 256) for f in found]
+    crops = np.stack([faces.crop_face(rgb, m, 256) for m in matrices])   # one batch for the network
+    assert crops.shape == (len(found), 256, 256, 3)
+    mask = faces.feather_mask(256)
+    canvas = rgb
+    for crop, m in zip(255 - crops, matrices, strict=True):              # one by one, later over earlier
+        canvas = faces.paste_back(canvas, crop, m, mask)
     assert canvas.shape == rgb.shape and canvas is not rgb
+    np.testing.assert_array_equal(rgb, photo)                            # the photo itself is untouched
     for f in found:                                                        # every face centre changed
         cx, cy = f.landmarks[2].astype(int)
         assert np.abs(canvas[cy, cx].astype(int) - rgb[cy, cx].astype(int)).sum() > 30
-    # sequential: pasting one by one with paste_back gives the same picture
-    mask = faces.feather_mask(256)
-    one_by_one = rgb
-    for crop, m in zip(255 - crops, matrices, strict=True):
-        one_by_one = faces.paste_back(one_by_one, crop, m, mask)
-    np.testing.assert_array_equal(canvas, one_by_one)
 
 
-def test_align_faces_with_no_face(portrait):
-    crops, matrices = faces.align_faces(portrait, [], 128)
-    assert crops.shape == (0, 128, 128, 3) and matrices.shape == (0, 2, 3)
-    out = faces.paste_faces(portrait, crops, matrices)
+def test_paste_back_outside_the_canvas_is_an_unchanged_copy(portrait):
+    far = np.array([[1.0, 0.0, -10_000.0], [0.0, 1.0, -10_000.0]])     # the crop lies far off the photo
+    crop = faces.crop_face(portrait, far, 128)
+    assert crop.shape == (128, 128, 3)
+    out = faces.paste_back(portrait, 255 - crop, far, faces.feather_mask(128))
     assert np.array_equal(out, portrait) and out is not portrait
 
 
-def test_locate_yunet_replaces_damaged_cache(yunet_path, tmp_path, monkeypatch):
+def test_detector_path_replaces_damaged_cache(yunet_path, tmp_path, monkeypatch):
     monkeypatch.setenv("CARTOONKIT_MODELS", str(tmp_path))
-    cached = tmp_path / faces.YUNET.filename
+    cached = tmp_path / YUNET.filename
     cached.write_bytes(b"damaged")
-    assert faces.locate_yunet() == cached
-    from cartoonkit.weights.store import sha256_file
+    assert not registry.is_installed("yunet")
+    assert registry.detector_path("yunet") == cached
+    assert sha256_file(cached) == YUNET.sha256
 
-    assert sha256_file(cached) == faces.YUNET.sha256
 
-
-def test_locate_yunet_downloads_when_no_local_copy(yunet_path, tmp_path, monkeypatch):
+def test_detector_path_downloads_when_no_local_copy(yunet_path, tmp_path, monkeypatch):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "yunet.onnx").write_bytes(yunet_path.read_bytes())
+    (www / "junk.onnx").write_bytes(b"not the published file")
     monkeypatch.setattr(paths, "asset_dirs", lambda: [])
     monkeypatch.setenv("CARTOONKIT_MODELS", str(tmp_path / "models"))
-    calls = []
 
-    def fake_download(url, dest, sha256, timeout=60.0):
-        calls.append(url)
-        Path(dest).write_bytes(yunet_path.read_bytes())
-        from cartoonkit.weights.registry import _check_sha256
+    junk = replace(YUNET, url=(www / "junk.onnx").as_uri())
+    monkeypatch.setitem(registry.KNOWN_MODELS, "yunet", junk)
+    with pytest.raises(IntegrityError, match=re.escape(f"{junk.url}: sha256")):
+        registry.detector_path("yunet")
+    assert list((tmp_path / "models").iterdir()) == []                    # nothing half-written kept
 
-        _check_sha256(Path(dest), sha256)
-        return Path(dest)
-
-    monkeypatch.setattr("cartoonkit.weights.registry.download", fake_download)
-    found = faces.locate_yunet()
-    assert calls == [faces.YUNET.url] and found == tmp_path / "models" / faces.YUNET.filename
-    assert [p.name for p in found.parent.iterdir()] == [faces.YUNET.filename]
+    monkeypatch.setitem(registry.KNOWN_MODELS, "yunet", replace(YUNET, url=(www / "yunet.onnx").as_uri()))
+    found = registry.detector_path("yunet")
+    assert found == tmp_path / "models" / YUNET.filename
+    assert [p.name for p in found.parent.iterdir()] == [YUNET.filename]
+    assert sha256_file(found) == YUNET.sha256

@@ -13,7 +13,8 @@ from cartoonkit.cli import main
 from cartoonkit.errors import WeightImportError
 from cartoonkit.network import CartoonNetwork, expected_shapes
 from cartoonkit.weights import registry, store
-from cartoonkit.weights.graphdef_import import find_dctnet_pair, import_dctnet_dir, read_graphdef_weights
+from cartoonkit.weights.graphdef_import import find_dctnet_pair, read_graphdef_weights
+from cartoonkit.weights.registry import import_dctnet_dir
 
 
 @pytest.fixture(scope="module")

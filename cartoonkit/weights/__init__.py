@@ -1,4 +1,4 @@
-"""Weight importers, the safetensors store and the registry of known models."""
+"""The model catalogue (cartoon networks and the YuNet face detector), weight importers and the safetensors store."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ from .registry import (
     DEFAULT_MODEL,
     KNOWN_MODELS,
     ModelSpec,
+    detector_path,
     ensure_installed,
+    fetch,
+    find_local_source,
+    import_dctnet_dir,
     import_model,
     install,
     installed_models,
+    is_installed,
     remove,
+    resolve_pair,
 )
 from .store import ModelCard, load_state_dict
 
@@ -30,5 +36,6 @@ def load_network(name: str = DEFAULT_MODEL, *, models_dir: Path | None = None) -
     return network.eval().requires_grad_(False), card
 
 
-__all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "ModelCard", "ModelSpec", "ensure_installed", "import_model",
-           "install", "installed_models", "load_network", "load_state_dict", "remove"]
+__all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "ModelCard", "ModelSpec", "detector_path", "ensure_installed", "fetch",
+           "find_local_source", "import_dctnet_dir", "import_model", "install", "installed_models", "is_installed",
+           "load_network", "load_state_dict", "remove", "resolve_pair"]

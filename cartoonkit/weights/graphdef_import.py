@@ -14,6 +14,9 @@ the ``BiasAdd`` that consumes the convolution gives the bias ``Const``, and the 
 the convolution's scope below ``generator/`` (any outer prefix is tolerated). Strides, padding,
 data format and dilations are checked, so a file of a different architecture is refused rather
 than loaded into the wrong layers.
+
+This module only reads; storing models (including a DCT-Net folder's pair, with
+:func:`~cartoonkit.weights.registry.import_dctnet_dir`) is the catalogue's job.
 """
 
 from __future__ import annotations
@@ -371,23 +374,3 @@ def find_dctnet_pair(directory: str | os.PathLike) -> tuple[Path, Path]:
             f"cartoon_anime_h.pb and cartoon_anime_bg.pb); found {what} pairs among the .pb files {found or 'none'}")
     return pairs[0]
 
-
-def import_dctnet_dir(directory: str | os.PathLike, name: str, *, style: str = "custom",
-                      licence: str = "unknown", models_dir: Path | None = None,
-                      description: str = "") -> tuple:
-    """Import a DCT-Net directory as two models, ``NAME-head`` (role ``head``) and ``NAME-bg`` (``background``).
-
-    Returns the two :class:`~cartoonkit.weights.store.ModelCard`\\ s, head first. Both files are
-    converted before either is stored, so a bad background file leaves no half-installed pair.
-    """
-    from .registry import import_model  # registry imports this module
-
-    head, background = find_dctnet_pair(directory)
-    for path in (head, background):  # check both before storing anything
-        read_graphdef_weights(path)
-    cards = []
-    for path, suffix, role in ((head, "head", "head"), (background, "bg", "background")):
-        cards.append(import_model(path, name=f"{name}-{suffix}", style=style, licence=licence,
-                                  models_dir=models_dir, source_format="graphdef", role=role,
-                                  description=description or f"DCT-Net {role} generator from {path.name}"))
-    return tuple(cards)
