@@ -2,6 +2,11 @@
 
 Errors a user can cause come out as one line on stderr and a non-zero exit code, never a
 traceback (``--debug`` shows it). One bad file never stops the others.
+
+Start-up: the arguments are parsed before anything heavy is imported (this module and what it
+imports at the top need neither torch nor Pillow), so ``--help`` and a bad flag answer at once; each
+command imports what it uses. Every picture and engine setting's flag comes from its declaration in
+:class:`~cartoonkit.config.CartoonConfig` / :class:`~cartoonkit.options.EngineOptions`.
 """
 
 from __future__ import annotations
@@ -14,20 +19,12 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .bench import DEFAULT_VARIANTS, VARIANTS
-from .config import (
-    DENOISE_KERNELS,
-    MAX_FACE_SIZE,
-    MAX_RESOLUTION,
-    MIN_FACE_SIZE,
-    MIN_RESOLUTION,
-    MODES,
-    CartoonConfig,
-)
-from .engine import PRECISIONS, EngineOptions, with_compiled_bucket
+from . import __version__, settings
+from .bench.variants import DEFAULT_VARIANTS, VARIANTS
+from .config import CartoonConfig
 from .errors import CartoonkitError, ConfigError
-from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageLimits, extension_for
+from .formats import DEFAULT_MAX_PIXELS, ImageLimits
+from .options import EngineOptions
 
 log = logging.getLogger("cartoonkit")
 
@@ -39,7 +36,7 @@ class RunReport:
     """What happened to each input of a ``run``."""
 
     done: list[Path] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self, seconds: float, out_dir: Path) -> str:
@@ -47,89 +44,49 @@ class RunReport:
                 f"in {seconds:.1f} s -> {out_dir}")
 
 
-def collect_inputs(inputs: list[str], report: RunReport) -> list[Path]:
-    """Files as given; folders expand to the image files directly inside them, sorted by name."""
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            found = [p for p in entries if p.is_file()]
-            # A link to nothing is an input the user expects to see handled: say so rather than drop it.
-            report.failed.extend((str(p), "broken symbolic link") for p in entries
-                                 if p.is_symlink() and not p.exists())
-            if not found:
-                log.warning("%s: folder has no image files (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            report.failed.append((str(path), "no such file or folder"))
-    return files
-
-
-def plan_outputs(files: list[Path], out_dir: Path, fmt: str, report: RunReport) -> list[tuple[Path, Path]]:
-    """Pair each input with ``OUT/<stem><ext>``; refuse name collisions and overwriting an input."""
-    inputs = {f.resolve() for f in files}
-    claimed: dict[Path, Path] = {}
-    plan = []
-    for src in files:
-        dst = out_dir / (src.stem + extension_for(fmt))
-        if dst.resolve() in inputs:
-            report.failed.append((str(src), f"output {dst} would overwrite an input; choose another -o folder"))
-        elif dst in claimed:
-            report.failed.append((str(src), f"output {dst} is already the output of {claimed[dst]}; "
-                                            "inputs need distinct names"))
-        else:
-            claimed[dst] = src
-            plan.append((src, dst))
-    return plan
-
-
 def config_from_args(args: argparse.Namespace) -> CartoonConfig:
-    return CartoonConfig(style_weight=args.style_weight, resolution=args.resolution, format=args.format,
-                         quality=args.quality, mode=args.mode, face_size=args.face_size, upscale=args.upscale,
-                         denoise=args.denoise, beautify=args.beautify)
+    return settings.from_arguments(CartoonConfig, args)
 
 
 def engine_options_from_args(args: argparse.Namespace) -> EngineOptions:
-    return with_compiled_bucket(EngineOptions(precision=args.precision, compile=args.compile,
-                                              cuda_graphs=args.cuda_graphs))
+    return settings.from_arguments(EngineOptions, args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .pipeline import Cartoonizer
+    from .folder.plan import collect_inputs, plan_outputs, split_done
 
     config = config_from_args(args)
+    options = engine_options_from_args(args)
     out_dir = Path(args.output)
     report = RunReport()
     start = time.perf_counter()
-    plan = plan_outputs(collect_inputs(args.inputs, report), out_dir, config.format, report)
-    todo = []
-    for src, dst in plan:
-        if dst.exists() and not args.overwrite:
-            report.skipped.append((src, f"{dst} exists (use --overwrite)"))
-        else:
-            todo.append((src, dst))
+
+    def fail(name: str, reason: str) -> None:
+        report.failed.append((name, reason))
+
+    tasks = plan_outputs(collect_inputs(args.inputs, fail), out_dir, config.format, fail)
+    todo, report.skipped = split_done(tasks, "overwrite" if args.overwrite else "keep")
     for src, reason in report.failed:
         print(f"error: {src}: {reason}", file=sys.stderr)
 
     if todo:
-        cartoonizer = Cartoonizer(model=args.model, device=args.device, engine_options=engine_options_from_args(args),
-                                  head_model=args.head_model, limits=ImageLimits(max_pixels=args.max_pixels))
+        from .pipeline import Cartoonizer
+
+        cartoonizer = Cartoonizer.from_pretrained(args.model, engine_options=options, head_model=args.head_model,
+                                                  limits=ImageLimits(max_pixels=args.max_pixels))
         bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
-        for src, dst in bar:
+        for task in bar:
             try:
-                cartoonizer.cartoonize_file(src, dst, config)
-                report.done.append(dst)
+                cartoonizer.cartoonize_file(task.src, task.dst, config)
+                report.done.append(task.dst)
             except CartoonkitError as exc:
-                report.failed.append((str(src), str(exc)))
+                report.failed.append((task.name, str(exc)))
                 tqdm.write(f"error: {exc}", file=sys.stderr)
             except Exception as exc:  # a bug must not cost the user the rest of the folder
-                report.failed.append((str(src), f"unexpected {type(exc).__name__}: {exc}"))
-                tqdm.write(f"error: {src}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+                report.failed.append((task.name, f"unexpected {type(exc).__name__}: {exc}"))
+                tqdm.write(f"error: {task.name}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
                 if args.debug:
                     traceback.print_exc()
     if not args.quiet:
@@ -142,26 +99,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .batch import run_batch
+    from .folder import run_folder
 
-    config = config_from_args(args)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    cartoonizer = None
-    engine_options = engine_options_from_args(args)
-    if engine_options.compiled or args.head_model:
-        if devices or args.workers > 1:
-            raise ConfigError("--compile, --cuda-graphs, --precision int8 and --head-model work with one process; "
-                              "drop --workers/--devices")
-        from .pipeline import Cartoonizer
-
-        cartoonizer = Cartoonizer(model=args.model, device=args.device, engine_options=engine_options,
-                                  head_model=args.head_model, limits=ImageLimits(max_pixels=args.max_pixels))
-    report = run_batch(args.input, args.output, config, cartoonizer=cartoonizer, model=args.model,
-                       device=args.device, devices=devices,
-                       precision=args.precision, limits=ImageLimits(max_pixels=args.max_pixels),
-                       batch_size=args.batch_size, workers=args.workers, io_threads=args.io_threads,
-                       resume=args.resume, overwrite=args.overwrite, report_path=args.report,
-                       progress=not args.quiet, echo=lambda line: tqdm.write(line, file=sys.stderr))
+    report = run_folder(args.input, args.output, config_from_args(args), model=args.model,
+                        head_model=args.head_model, engine_options=engine_options_from_args(args), devices=devices,
+                        workers=args.workers, limits=ImageLimits(max_pixels=args.max_pixels),
+                        batch_size=args.batch_size, io_threads=args.io_threads, resume=args.resume,
+                        overwrite=args.overwrite, report_path=args.report, progress=not args.quiet,
+                        echo=lambda line: tqdm.write(line, file=sys.stderr))
     if not args.quiet:
         shown = 20
         for src, reason in report.skipped[:shown]:
@@ -231,7 +177,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_benchmarks
+    from .bench.run import run_benchmarks
 
     run_benchmarks(resolutions=args.resolutions, repeats=args.repeats, device=args.device,
                    model=args.model, output=Path(args.json) if args.json else None, images=args.images,
@@ -259,44 +205,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
-    defaults = CartoonConfig()
+    """The flags every cartoonizing command takes: one per declared setting, plus where things go."""
     p.add_argument("-o", "--output", default="out", help="output folder (created if missing; default: out)")
-    p.add_argument("--style-weight", type=float, default=defaults.style_weight,
-                   help=f"0 = photo, 1 = full cartoon, in between a blend (default {defaults.style_weight})")
-    p.add_argument("--resolution", type=int, default=defaults.resolution,
-                   help=f"long side of the output in pixels, {MIN_RESOLUTION}-{MAX_RESOLUTION} "
-                        f"(default {defaults.resolution}); aspect ratio kept")
-    p.add_argument("--format", default=defaults.format, choices=[*OUTPUT_FORMATS, "jpeg"],
-                   help="output format; png keeps transparency (default png)")
-    p.add_argument("--quality", type=int, default=defaults.quality,
-                   help=f"JPEG/WEBP quality 1-100 (default {defaults.quality})")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default auto)")
+    settings.add_arguments(p, CartoonConfig)
+    settings.add_arguments(p, EngineOptions)
     p.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto = float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16/AMX, else float32; "
-                        "int8 = CPU only, fastest there, calibrated once per process and compiled per shape "
-                        "(about 45 dB PSNR against float32)")
-    p.add_argument("--mode", default=defaults.mode, choices=MODES,
-                   help="full: the whole photo through one network (default); compound: plus one aligned pass "
-                        "per face, pasted back (falls back to full when no face is found)")
-    p.add_argument("--face-size", type=int, default=defaults.face_size,
-                   help=f"compound mode: side of the aligned head crop, {MIN_FACE_SIZE}-{MAX_FACE_SIZE} "
-                        f"(default {defaults.face_size})")
-    p.add_argument("--upscale", type=float, default=defaults.upscale,
-                   help="run the network at resolution x UPSCALE (1-2) and shrink the result back "
-                        f"(default {defaults.upscale:g}: off)")
-    p.add_argument("--denoise", type=int, default=defaults.denoise, choices=DENOISE_KERNELS,
-                   help="Gaussian blur of the photo before the network, kernel size (default 0: off)")
-    p.add_argument("--beautify", type=float, default=defaults.beautify,
-                   help="0-1: strength of an edge-preserving bilateral smoothing of the result (default 0: off)")
     p.add_argument("--head-model", default=None,
                    help="compound mode: installed model for the faces (default: --model)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network: faster per photo (see BENCHMARKS.md) after a start-up cost "
-                        "per image shape; worth it for folders, not for a few photos")
-    p.add_argument("--cuda-graphs", action="store_true",
-                   help="CUDA only: compile and replay the network as CUDA graphs, one per image shape "
-                        "(cuts kernel-launch overhead on small batches)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them, skip)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse inputs with more pixels than this, checked before decoding "

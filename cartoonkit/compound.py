@@ -6,7 +6,9 @@ size in the photo; the cartoon heads are pasted back over the background with a 
 
 Three steps, so that the head crops of many photos can share engine calls:
 :func:`find_heads` (detect and align, per photo), :func:`cartoonize_heads` (all crops, batched),
-:func:`paste_heads` (per photo).
+:func:`paste_heads` (per photo). OpenCV detects, warps and pastes on the host, so photos come in and go out
+as numpy ``(H, W, 3)`` arrays; :meth:`~cartoonkit.pipeline.Cartoonizer.process_many` makes that one round
+trip from the engine's device, in one place.
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ class Heads:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def find_heads(photo: torch.Tensor, detector: FaceDetector, face_size: int) -> Heads:
-    """Detect the faces of a uint8 ``(3, H, W)`` photo and crop each, aligned, at ``face_size``."""
+def find_heads(photo_hwc: np.ndarray, detector: FaceDetector, face_size: int) -> Heads:
+    """Detect the faces of a uint8 ``(H, W, 3)`` photo and crop each, aligned, at ``face_size``."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    photo_hwc = np.ascontiguousarray(photo.permute(1, 2, 0).cpu().numpy())
     found = detector.detect(photo_hwc)
     timings["detect"] = time.perf_counter() - start
     notes = []
@@ -63,25 +64,22 @@ def cartoonize_heads(crops: np.ndarray, engine: Engine, style_weight: float, max
     return np.concatenate(out) if out else crops
 
 
-def paste_heads(background: torch.Tensor, heads: np.ndarray, matrices: list[np.ndarray],
-                face_size: int) -> torch.Tensor:
-    """Paste cartoon ``heads`` over a uint8 ``(3, H, W)`` background; returns a new CPU tensor."""
-    if not matrices:
-        return background.cpu()
+def paste_heads(canvas: np.ndarray, heads: np.ndarray, matrices: list[np.ndarray], face_size: int) -> np.ndarray:
+    """Paste cartoon ``heads`` over a uint8 ``(H, W, 3)`` background; returns a new array."""
     mask = feather_mask(face_size)
-    canvas = np.ascontiguousarray(background.permute(1, 2, 0).cpu().numpy())
     for head, matrix in zip(heads, matrices, strict=True):
         canvas = paste_back(canvas, head, matrix, mask)
-    return torch.from_numpy(canvas).permute(2, 0, 1).contiguous()
+    return canvas
 
 
-def compose_many(photos: list[torch.Tensor], backgrounds: list[torch.Tensor], engine: Engine,
+def compose_many(photos: list[np.ndarray], backgrounds: list[np.ndarray], engine: Engine,
                  detector: FaceDetector, style_weight: float, face_size: int,
-                 max_batch: int = 8) -> list[tuple[torch.Tensor, Heads]]:
-    """The whole second stage for several photos: their head crops go through ``engine`` together.
+                 max_batch: int = 8) -> list[tuple[np.ndarray | None, Heads]]:
+    """The whole second stage for several photos (uint8 ``(H, W, 3)`` arrays): their head crops go through
+    ``engine`` together.
 
-    Returns, per photo, the composed uint8 ``(3, H, W)`` CPU image and its :class:`Heads` (notes and
-    timings; the shared head-network time is split evenly over the faces).
+    Returns, per photo, the composed image (``None`` where no face was found: the background stands) and
+    its :class:`Heads` (notes and timings; the shared head-network time is split evenly over the faces).
     """
     heads = [find_heads(photo, detector, face_size) for photo in photos]
     counts = [len(h.matrices) for h in heads]
@@ -99,7 +97,7 @@ def compose_many(photos: list[torch.Tensor], backgrounds: list[torch.Tensor], en
             composed = paste_heads(background, cartoons[offset:offset + n], h.matrices, face_size)
             h.timings["paste"] = time.perf_counter() - start
         else:
-            composed = background.cpu()
+            composed = None
         offset += n
         results.append((composed, h))
     return results

@@ -1,83 +1,72 @@
-"""All user settings in one frozen, validated dataclass.
+"""What the picture should be: every user setting of a cartoonization in one frozen, validated dataclass.
 
-A bad value raises :class:`~cartoonkit.errors.ConfigError` naming the setting, the value and
-what is allowed, at creation time, before any work starts.
+Each field is declared once (:func:`~cartoonkit.settings.setting`): its default, range, help text and
+dashboard widget. A bad value raises :class:`~cartoonkit.errors.ConfigError` naming the setting, the value
+and what is allowed, at creation time, before any work starts. How the network runs (device, precision,
+compilation) is the other object, :class:`~cartoonkit.options.EngineOptions`.
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .imageio import normalise_format
+from .formats import OUTPUT_FORMATS, normalise_format
+from .settings import Widget, setting, validate
 
-MIN_RESOLUTION = 256
-MAX_RESOLUTION = 4096
+MIN_RESOLUTION, MAX_RESOLUTION = 256, 4096
 MODES = ("full", "compound")
 MIN_FACE_SIZE, MAX_FACE_SIZE = 128, 1024
 MIN_UPSCALE, MAX_UPSCALE = 1.0, 2.0
 DENOISE_KERNELS = (0, 3, 5, 7)
 
 
-def _require_range(name: str, value, low, high, kind: type) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{name}={value!r}: must be a {kind.__name__} between {low} and {high}")
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value!r}: out of range, allowed {low} to {high}")
+def _lossy(config: CartoonConfig) -> bool:
+    return config.format != "png"
+
+
+def _compound(config: CartoonConfig) -> bool:
+    return config.mode == "compound"
 
 
 @dataclass(frozen=True)
 class CartoonConfig:
-    """How one photo is cartoonized and saved.
+    """How one photo is cartoonized and saved; see each field's help (``cartoonkit run --help`` prints them)."""
 
-    style_weight: 0 gives the (resized) photo back, 1 the full model output, in between a blend.
-    resolution:   long side of the output in pixels; the aspect ratio is kept.
-    format:       file format when writing (``png`` keeps transparency, ``jpg``, ``webp``).
-    quality:      JPEG/WEBP quality, 1 (smallest) to 100 (best).
-    mode:         ``full`` (the whole photo through one network) or ``compound`` (a background pass plus
-                  one aligned pass per face, pasted back).
-    face_size:    side of the aligned head crop in compound mode (multiple of 4).
-    upscale:      the network runs at ``resolution * upscale`` (long side) and its result is resized back
-                  down to ``resolution``; 1 (default) runs it at the output size. 1 to 2.
-    denoise:      Gaussian blur of the photo before the network, kernel size 3, 5 or 7 (sigma as OpenCV
-                  derives it from the size); 0 (default) is off.
-    beautify:     strength, 0 (default, off) to 1, of an edge-preserving bilateral smoothing of the result.
-    """
-
-    style_weight: float = 0.75
-    resolution: int = 1024
-    format: str = "png"
-    quality: int = 95
-    mode: str = "full"
-    face_size: int = 512
-    upscale: float = 1.0
-    denoise: int = 0
-    beautify: float = 0.0
+    style_weight: float = setting(
+        0.75, float, "0 = photo, 1 = full cartoon, in between a blend", low=0.0, high=1.0,
+        widget=Widget("slider", "Style weight", step=0.05))
+    resolution: int = setting(
+        1024, int, f"long side of the output in pixels, {MIN_RESOLUTION}-{MAX_RESOLUTION}; aspect ratio kept",
+        low=MIN_RESOLUTION, high=MAX_RESOLUTION,
+        widget=Widget("select", "Resolution (long side, px)", options=(512, 768, 1024, 2048)))
+    format: str = setting(
+        "png", str, "output format; png keeps transparency", normalise=normalise_format,
+        flag_choices=(*OUTPUT_FORMATS, "jpeg"), widget=Widget("select", "Output format", options=OUTPUT_FORMATS))
+    quality: int = setting(
+        95, int, "JPEG/WEBP quality 1-100", low=1, high=100, affects_output=_lossy,
+        widget=Widget("slider", "Quality (jpg/webp)", step=1,
+                      enabled_when=lambda chosen: chosen.get("format") != "png"))
+    mode: str = setting(
+        "full", str, "full: the whole photo through one network; compound: plus one aligned pass per face, "
+                     "pasted back (falls back to full when no face is found)", choices=MODES,
+        widget=Widget("radio", "Mode"))
+    face_size: int = setting(
+        512, int, f"compound mode: side of the aligned head crop, {MIN_FACE_SIZE}-{MAX_FACE_SIZE}, a multiple of 4",
+        low=MIN_FACE_SIZE, high=MAX_FACE_SIZE, multiple_of=4, affects_output=_compound,
+        widget=Widget("slider", "Face size (compound mode, px)", step=64,
+                      enabled_when=lambda chosen: chosen.get("mode") == "compound"))
+    upscale: float = setting(
+        1.0, float, "run the network at resolution x UPSCALE (1-2) and shrink the result back; 1 = off",
+        low=MIN_UPSCALE, high=MAX_UPSCALE, widget=Widget("slider", "Upscale", step=0.1, section="Preprocessing"))
+    denoise: int = setting(
+        0, int, "Gaussian blur of the photo before the network, kernel size (OpenCV's weights); 0 = off",
+        choices=DENOISE_KERNELS, widget=Widget("select_slider", "Denoise (blur kernel)", section="Preprocessing"))
+    beautify: float = setting(
+        0.0, float, "0-1: strength of an edge-preserving bilateral smoothing of the result; 0 = off",
+        low=0.0, high=1.0, widget=Widget("slider", "Beautify", step=0.05, section="Preprocessing"))
 
     def __post_init__(self) -> None:
-        # Accept numpy scalars and ints where a float is meant, but never bools or strings.
-        for name, kind, cast in (("style_weight", numbers.Real, float), ("resolution", numbers.Integral, int),
-                                 ("quality", numbers.Integral, int), ("face_size", numbers.Integral, int),
-                                 ("upscale", numbers.Real, float), ("denoise", numbers.Integral, int),
-                                 ("beautify", numbers.Real, float)):
-            value = getattr(self, name)
-            if isinstance(value, kind) and not isinstance(value, bool):
-                object.__setattr__(self, name, cast(value))
-        _require_range("style_weight", self.style_weight, 0.0, 1.0, float)
-        _require_range("resolution", self.resolution, MIN_RESOLUTION, MAX_RESOLUTION, int)
-        _require_range("quality", self.quality, 1, 100, int)
-        object.__setattr__(self, "format", normalise_format(self.format))
-        if self.mode not in MODES:
-            raise ConfigError(f"mode={self.mode!r}: unknown, allowed {', '.join(MODES)}")
-        _require_range("face_size", self.face_size, MIN_FACE_SIZE, MAX_FACE_SIZE, int)
-        if self.face_size % 4:
-            raise ConfigError(f"face_size={self.face_size!r}: must be a multiple of 4")
-        _require_range("upscale", self.upscale, MIN_UPSCALE, MAX_UPSCALE, float)
-        if isinstance(self.denoise, bool) or self.denoise not in DENOISE_KERNELS:
-            raise ConfigError(f"denoise={self.denoise!r}: allowed kernel sizes {', '.join(map(str, DENOISE_KERNELS))}"
-                              " (0 = off)")
-        _require_range("beautify", self.beautify, 0.0, 1.0, float)
+        validate(self)
 
     @property
     def network_long_side(self) -> int:

@@ -14,34 +14,33 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
 * ``cuda_graphs`` (CUDA only, implies ``compile``): the compiled network is captured once per shape and
   replayed as a CUDA graph (``mode="reduce-overhead"``), which removes the per-kernel launch cost that
   dominates small batches on a fast GPU.
-* ``bucket``: images are padded (bottom/right, cropped afterwards) up to a multiple of ``bucket``
-  pixels, so photos of similar size share one shape: they batch together and reuse compiled
-  graphs and cuDNN plans. The padding depends on a photo's own size only, never on its batch
+* ``bucket``: images are padded (bottom/right, cropped afterwards) up to a multiple of
+  ``options.padding`` pixels, so photos of similar size share one shape: they batch together and reuse
+  compiled graphs and cuDNN plans. The padding depends on a photo's own size only, never on its batch
   companions, so a photo's result does not depend on what else was in its batch.
 * out-of-memory back-off: a batch that does not fit is split in halves and retried.
+
+The options themselves, and the rules that read them, are in :mod:`cartoonkit.options`; process-wide
+torch switches (compiled-shape limit, cuDNN autotuning) are set by :func:`cartoonkit.runtime.configure_torch`,
+not here.
 """
 
 from __future__ import annotations
 
 import logging
-import platform
-from dataclasses import dataclass, replace
 
 import torch
 
 from .errors import ConfigError
 from .hardware import cpu_supports_fast_bf16
-from .network import SIZE_MULTIPLE, CartoonNetwork
+from .network import CartoonNetwork
+from .options import COMPILED_BUCKET, PRECISIONS, EngineOptions, bucket_shape, precision_name
 from .transforms import network_to_rgb_float, pad_to_multiple, rgb_uint8_to_network
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
-COMPILED_BUCKET = 64
-"""Bucket for compiled engines: every shape costs a compilation, so photos are padded to coarser steps
-(at 1024 px, at most 16 short-side shapes per orientation) at the price of a little padding."""
-_COMPILED_SHAPES = 64  # torch.compile falls back to eager after 8 shapes by default; buckets stay below this
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "int8": torch.int8}
+__all__ = ["COMPILED_BUCKET", "PRECISIONS", "Engine", "EngineOptions", "bucket_shape", "resolve_device",
+           "resolve_precision"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -63,80 +62,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: float16 on CUDA, bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32.
-
-    ``int8`` (CPU only) resolves to ``torch.int8``: the convolutions' precision, the rest runs as
-    :class:`~cartoonkit.quantize.Int8Network` decides.
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
-    if precision == "float16" and device.type == "cpu":
-        raise ConfigError("precision='float16': not supported on the CPU; use bfloat16 or float32")
-    if precision == "int8":
-        if device.type != "cpu":
-            raise ConfigError(f"precision='int8': CPU only (oneDNN int8 kernels); on {device} use auto or float16")
-        if platform.machine().lower() not in ("x86_64", "amd64"):
-            raise ConfigError(f"precision='int8': needs an x86-64 CPU (oneDNN's int8 kernels), this is "
-                              f"{platform.machine()}; use auto")
-    return _DTYPES[precision]
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """The engine's speed switches; the defaults are what cartoonkit recommends."""
-
-    precision: str = "auto"  # int8 implies compile: its int8 kernels only exist in the compiled graph
-    channels_last: bool = True
-    compile: bool = False
-    cuda_graphs: bool = False
-    bucket: int = SIZE_MULTIPLE
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision={self.precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
-        if not isinstance(self.bucket, int) or self.bucket < SIZE_MULTIPLE or self.bucket % SIZE_MULTIPLE:
-            raise ConfigError(f"bucket={self.bucket!r}: must be a positive multiple of {SIZE_MULTIPLE}")
-
-    @property
-    def compiled(self) -> bool:
-        """Whether the network is compiled, so each new shape costs a compilation."""
-        return self.compile or self.cuda_graphs or self.precision == "int8"
-
-
-def with_compiled_bucket(options: EngineOptions) -> EngineOptions:
-    """``options`` with :data:`COMPILED_BUCKET` when they compile (every shape costs a compilation), else as given."""
-    return replace(options, bucket=COMPILED_BUCKET) if options.compiled else options
-
-
-def bucket_shape(height: int, width: int, bucket: int) -> tuple[int, int]:
-    """The padded shape a ``height x width`` image runs at: each side rounded up to ``bucket``."""
-    return -(-height // bucket) * bucket, -(-width // bucket) * bucket
+    """The ``torch.dtype`` of :func:`~cartoonkit.options.precision_name` (``int8`` -> ``torch.int8``)."""
+    return getattr(torch, precision_name(precision, device.type))
 
 
 class Engine:
-    """One warm network on one device."""
+    """One warm network on one device (``options.device``)."""
 
-    def __init__(self, network: CartoonNetwork, device: str | torch.device = "auto",
-                 options: EngineOptions = EngineOptions()):
-        self.device = resolve_device(device)
+    def __init__(self, network: CartoonNetwork, options: EngineOptions = EngineOptions()):
+        self.device = resolve_device(options.device)
         self.options = options
         self.dtype = resolve_precision(options.precision, self.device)
+        if options.cuda_graphs and self.device.type != "cuda":
+            raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
         network = network.to(self.device).eval().requires_grad_(False)
         if self.dtype != torch.int8:
             network.generator.to(self.dtype)
         if options.channels_last:
             network = network.to(memory_format=torch.channels_last)
         self.network = network
-        if options.cuda_graphs and self.device.type != "cuda":
-            raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
-        if options.compiled:
-            import torch._dynamo.config as dynamo_config
-
-            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, _COMPILED_SHAPES)
         if self.dtype == torch.int8:
             from .quantize import Int8Network
 
@@ -148,8 +92,16 @@ class Engine:
             self._forward = torch.compile(network, dynamic=False)
         else:
             self._forward = network
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+
+    @property
+    def bucket(self) -> int:
+        """The padding multiple of this engine's inputs (see :attr:`EngineOptions.padding`)."""
+        return self.options.padding
+
+    @property
+    def precision(self) -> str:
+        """The network's precision as a name: ``float32``, ``bfloat16``, ``float16`` or ``int8``."""
+        return str(self.dtype).removeprefix("torch.")
 
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -159,7 +111,7 @@ class Engine:
         """
         height, width = rgb.shape[-2:]
         x = rgb_uint8_to_network(rgb.to(self.device, non_blocking=True))
-        x = pad_to_multiple(x, self.options.bucket)
+        x = pad_to_multiple(x, self.bucket)
         if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = self._run_with_backoff(x)

@@ -45,6 +45,15 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ConfigError, InvalidImageError, OutputError
 from .fileio import write_atomic  # re-exported: callers write encoded images with it
+from .formats import (  # re-exported: the torch-free half of this module
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    OUTPUT_FORMATS,
+    ImageLimits,
+    extension_for,
+    normalise_format,
+)
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
@@ -62,38 +71,12 @@ __all__ = [
     "write_atomic",
 ]
 
-DEFAULT_MAX_PIXELS = 64_000_000
-"""Largest image (width * height) accepted; checked from the header, before decoding."""
-
-DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
-"""Largest input file accepted; checked with ``os.stat`` before reading."""
-
-OUTPUT_FORMATS = ("png", "jpg", "webp")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-"""File suffixes picked up when a folder is given as input."""
-"""Formats :func:`encode_image` writes; ``"jpeg"`` is accepted as an alias of ``"jpg"``."""
-
-_FORMAT_ALIASES = {"jpeg": "jpg"}
 _PILLOW_FORMAT = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 # Largest width or height each container can store; checked so the user gets a clear error.
 _MAX_SIDE = {"png": 2**31 - 1, "jpg": 65_535, "webp": 16_383}
 _PNG_COMPRESS_LEVEL = 1  # OpenCV's default: several times faster than zlib's 6 (BENCHMARKS.md)
 _ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
 _EXIF_ORIENTATION = ExifTags.Base.Orientation
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """Resource limits for decoding untrusted inputs (decompression bombs, huge files)."""
-
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-
-    def __post_init__(self) -> None:
-        for field in ("max_pixels", "max_file_bytes"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{field} must be a positive integer, got {value!r}")
 
 
 # eq=False: comparing tensors field by field is ambiguous; identity is what makes sense.
@@ -423,23 +406,6 @@ def encode_image(
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot encode image as {fmt}: {_reason(exc)}") from exc
     return buffer.getvalue()
-
-
-def extension_for(format: str) -> str:
-    """File extension (with dot) for an output format: ``"jpeg"`` -> ``".jpg"``."""
-    return "." + normalise_format(format)
-
-
-def normalise_format(format: str) -> str:
-    """``"JPEG"``, ``".jpg"`` -> ``"jpg"``; an unsupported format raises :class:`ConfigError`."""
-    fmt = str(format).strip().lower().lstrip(".")
-    fmt = _FORMAT_ALIASES.get(fmt, fmt)
-    if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(
-            f"output format {format!r} is not supported; choose one of "
-            f"{', '.join(OUTPUT_FORMATS)} (or jpeg)"
-        )
-    return fmt
 
 
 def _check_quality(quality: int) -> None:

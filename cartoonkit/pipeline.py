@@ -1,29 +1,48 @@
-"""``Cartoonizer``: the public object that ties decoding, the engine and encoding together."""
+"""``Cartoonizer``: the public object, composed of parts (an engine, a head engine, a face detector), with
+the one per-photo chain every caller goes through.
+
+The chain, in :meth:`Cartoonizer.process_many`, for a group of photos and one
+:class:`~cartoonkit.config.CartoonConfig`::
+
+    prepare      resize to the network size, denoise            per photo, on the engine's device
+    network      photos of one bucket shape in one engine call   per group, blended by style weight
+    faces        compound mode: detect, align, head network,     all faces of the group together; the one
+                 paste back                                       host round trip of the chain
+    postprocess  back to the output size, beautify               per photo
+
+Single photos (``ck(photo)``, :meth:`~Cartoonizer.process`, :meth:`~Cartoonizer.cartoonize_file`), the
+folder runner and the dashboard all call it; each result carries its seconds per stage.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
+import numpy as np
 import torch
 
-from . import imagetypes
+from . import imagetypes, runtime
+from .adjustments import denoise, finish, target_size
 from .config import CartoonConfig
-from .engine import Engine, EngineOptions, bucket_shape, with_compiled_bucket
+from .engine import Engine
 from .errors import ConfigError
 from .fileio import write_atomic
-from .imageio import DecodedImage, ImageLimits, encode_image, read_image
-from .preprocessing import denoise, finish, target_size
+from .formats import ImageLimits
+from .imageio import DecodedImage, encode_image, read_image
+from .options import EngineOptions, bucket_shape
+from .settings import with_changes
+from .timing import timed
 from .transforms import blend_to_uint8, pad_to_shape, resize_long_side, resize_to
-from .weights import DEFAULT_MODEL, ensure_installed, load_network
-from .weights.registry import resolve_pair
+from .weights import DEFAULT_MODEL, ModelCard, ensure_installed, load_network, resolve_pair
 
-STAGES = ("decode", "preprocess", "network", "postprocess", "encode")
+FACE_STAGES = ("detect", "align", "head_network", "paste")
+"""The compound mode's stages in a result's timings (the folder report sums them as ``faces``)."""
 
 
 @dataclass
@@ -43,206 +62,222 @@ class CartoonResult:
         return data
 
 
+@dataclass(eq=False)
+class NetworkInput:
+    """A photo made ready for the network (:meth:`Cartoonizer.prepare`): ``uint8`` RGB ``(3, H, W)`` at the
+    network's size on the engine's device, its alpha at the output size (or ``None``), and what happened so far."""
+
+    photo: torch.Tensor
+    alpha: torch.Tensor | None
+    name: str
+    notes: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Photo = Union[DecodedImage, NetworkInput]
+EngineOrFactory = Union[Engine, Callable[[], Engine]]
+
+
 class Cartoonizer:
     """Turn photos into cartoons with one warm model.
 
-    >>> ck = Cartoonizer(model="whitebox", device="auto")
+    >>> ck = Cartoonizer.from_pretrained("whitebox", device="auto")
     >>> cartoon = ck("portrait.jpg", style_weight=0.75, resolution=1024)   # numpy (H, W, 3) RGB
+    >>> cartoon = ck("portrait.jpg", mode="compound", upscale=1.2)          # any CartoonConfig setting
 
-    ``image`` may be a path, bytes, a numpy ``(H, W, 3)`` RGB ``uint8`` array (``(H, W, 4)`` RGBA and
-    ``(H, W)`` grey work too), a PIL image or a ``uint8`` tensor ``(C, H, W)``. The result comes back
-    as the same kind (a path gives a numpy array, bytes give encoded bytes) unless ``output`` names
-    one of ``"numpy"``, ``"pil"``, ``"tensor"``, ``"bytes"``. Transparency is kept when the input has it.
+    The plain constructor takes the parts, as a diffusers pipeline does: ``engine`` (the network for the
+    whole photo), ``head_engine`` (the network for faces in compound mode: an :class:`Engine`, a function that
+    makes one on the first face, or ``None`` for ``engine`` itself), ``face_detector`` (an object with
+    ``detect(rgb_hwc)`` like :class:`~cartoonkit.faces.FaceDetector`, or ``None`` for YuNet, made on the first
+    compound photo), ``model_card`` (what ``engine`` runs, for reports) and ``limits`` for untrusted input.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "auto", *,
-                 precision: str = "auto", compile: bool = False, engine_options: EngineOptions | None = None,
-                 head_model: str | None = None,
-                 models_dir: str | os.PathLike | None = None, limits: ImageLimits = ImageLimits()):
-        """``precision``: ``auto`` (float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32),
-        ``float32``, ``bfloat16``, ``float16`` or ``int8`` (CPU only, always compiled);
-        ``compile``: ``torch.compile`` the network (pays off over
-        many photos of few shapes; photos are then padded to 64-pixel buckets, so shapes repeat);
-        ``engine_options`` sets every engine switch at once; ``head_model``: the model for faces in
-        compound mode (default: ``model``, which then draws the background; a DCT-Net folder imported as
-        ``NAME`` brings its own head model)."""
-        options = engine_options or with_compiled_bucket(EngineOptions(precision=precision, compile=compile))
-        self._models_dir = Path(models_dir) if models_dir else None
-        model, pair_head = resolve_pair(model, self._models_dir)  # a DCT-Net folder import: bg + head
-        head_model = head_model or pair_head
-        network, self.model_card = load_network(model, models_dir=self._models_dir)
-        self.engine = Engine(network, device, options)
-        self.limits = limits
+    def __init__(self, engine: Engine, *, head_engine: EngineOrFactory | None = None, face_detector=None,
+                 model_card: ModelCard | None = None, head_model: str | None = None,
+                 limits: ImageLimits = ImageLimits()):
+        runtime.configure_torch(engine.device)
+        self.engine = engine
+        self.model_card = model_card
         self.head_model = head_model
-        if head_model is not None:
-            ensure_installed(head_model, self._models_dir)  # fail now, not at the first face
-        self._head: Engine | None = None
-        self._detector = None  # created on the first compound-mode photo (OpenCV's detector is per thread)
+        self.limits = limits
+        self._head = head_engine
+        self._detector = face_detector
+
+    @classmethod
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str | torch.device | None = None, *,
+                        precision: str | None = None, compile: bool | None = None,
+                        engine_options: EngineOptions | None = None, head_model: str | None = None,
+                        models_dir: str | os.PathLike | None = None,
+                        limits: ImageLimits = ImageLimits()) -> Cartoonizer:
+        """Load an installed model (a known one installs on first use) into a warm engine.
+
+        ``engine_options`` sets every engine switch at once (default :class:`EngineOptions`); ``device``,
+        ``precision`` (``auto``: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32; ``float32``,
+        ``bfloat16``, ``float16`` or ``int8``, CPU only, always compiled) and ``compile`` override single
+        ones. Compiled engines pad photos to 64-pixel buckets, so shapes repeat. ``head_model``: the model for
+        faces in compound mode (default: ``model``; a DCT-Net folder imported as ``NAME`` brings its own)."""
+        overrides = {name: value for name, value in (("device", device), ("precision", precision),
+                                                     ("compile", compile)) if value is not None}
+        options = dataclasses.replace(engine_options or EngineOptions(), **overrides)
+        folder = Path(models_dir) if models_dir else None
+        model, pair_head = resolve_pair(model, folder)  # a DCT-Net folder import: background + head
+        head_model = head_model or pair_head
+        network, card = load_network(model, models_dir=folder)
+        engine = Engine(network, options)
+        head_engine = None
+        if head_model is not None and head_model != card.name:
+            ensure_installed(head_model, folder)  # fail now, not at the first face
+
+            def head_engine() -> Engine:
+                return Engine(load_network(head_model, models_dir=folder)[0], engine.options)
+
+        return cls(engine, head_engine=head_engine, model_card=card, head_model=head_model, limits=limits)
 
     @property
     def device(self) -> torch.device:
         return self.engine.device
 
-    def __call__(self, image: Any, style_weight: float = 0.75, resolution: int = 1024, *,
-                 output: str | None = None, format: str = "png", quality: int = 95) -> Any:
-        config = CartoonConfig(style_weight=style_weight, resolution=resolution, format=format, quality=quality)
+    # ------------------------------------------------------------------ the ways in
+
+    def __call__(self, image: Any, config: CartoonConfig | None = None, *, output: str | None = None,
+                 **settings) -> Any:
+        """Cartoonize one image. ``config`` (default :class:`CartoonConfig`) with any of its fields given as
+        keywords on top (``style_weight``, ``resolution``, ``mode``, ``upscale``, ...); ``output`` picks the
+        result's kind (``numpy``, ``pil``, ``tensor``, ``bytes``; default: the input's kind, numpy for paths)."""
+        config = with_changes(config or CartoonConfig(), settings)
         kind = imagetypes.check_output_kind(output) if output else imagetypes.kind_of(image)
         timings: dict[str, float] = {}
-        with _timed(timings, "decode"):
+        with timed(timings, "decode"):
             decoded = imagetypes.to_decoded(image, self.limits)
-        result = self.process(decoded, config, timings)
+        result = self.process_many([self.prepare(decoded, config, timings)], config)[0]
         return imagetypes.from_result(result, kind, config, device=imagetypes.device_of(image))
 
-    def process(self, decoded: DecodedImage, config: CartoonConfig,
-                timings: dict[str, float] | None = None) -> CartoonResult:
-        """Cartoonize one decoded image; ``timings`` (seconds per stage) is filled in as it goes."""
-        timings = {} if timings is None else timings
-        sync = self.engine.device.type == "cuda"
-        with _timed(timings, "preprocess", sync):
-            photo, alpha = self.preprocess(decoded, config)
-        rgb = self.cartoonize_batch([photo], config.style_weight, timings)[0]
-        rgb, notes = self.add_heads([photo], [rgb], config, [timings])[0]
-        with _timed(timings, "postprocess", sync):
-            rgb = self.finish(rgb, config)
-        return CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
-                             notes=decoded.notes + tuple(notes))
+    def process(self, decoded: DecodedImage, config: CartoonConfig = CartoonConfig()) -> CartoonResult:
+        """Cartoonize one decoded image (:meth:`process_many` of one)."""
+        return self.process_many([decoded], config)[0]
 
-    def add_heads(self, photos: Sequence[torch.Tensor], backgrounds: Sequence[torch.Tensor], config: CartoonConfig,
-                  timings: Sequence[dict[str, float]] | None = None,
-                  max_batch: int = 8) -> list[tuple[torch.Tensor, list[str]]]:
-        """Compound mode's second stage: cartoon heads, aligned and pasted over each background.
+    def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
+                        config: CartoonConfig = CartoonConfig()) -> CartoonResult:
+        """Read ``src``, cartoonize, write ``dst`` atomically (no partial file on any failure)."""
+        timings: dict[str, float] = {}
+        with timed(timings, "decode"):
+            decoded = read_image(src, limits=self.limits)
+        result = self.process_many([self.prepare(decoded, config, timings)], config)[0]
+        write_atomic(dst, result.encode(config.format, config.quality))
+        return result
 
-        ``photos`` are preprocessed photos and ``backgrounds`` their full-image results; the faces of all
-        of them go through the head network together, ``max_batch`` crops per call. In ``full`` mode (or
-        at style weight 0) the backgrounds come back unchanged. Adds ``detect``, ``align``,
-        ``head_network`` and ``paste`` to each photo's ``timings``; the notes say how many faces were used.
-        """
-        if config.mode != "compound" or config.style_weight == 0:
-            return [(background, []) for background in backgrounds]
-        from .compound import compose_many
+    # ------------------------------------------------------------------ the chain
 
-        composed = compose_many(list(photos), list(backgrounds), self._head_engine(), self._face_detector(),
-                                config.style_weight, config.face_size, max_batch)
+    def process_many(self, photos: Sequence[Photo], config: CartoonConfig, *, max_batch: int = 8) -> list[CartoonResult]:
+        """Cartoonize a group of photos (decoded, or already :meth:`prepare`-d), batching those of one bucket
+        shape, up to ``max_batch`` per engine call (faces too). Results come back in input order, each equal to
+        the photo's result alone, with its seconds per stage: ``preprocess``, ``network`` (a batch's time
+        shared out evenly), the :data:`FACE_STAGES` in compound mode, ``postprocess``."""
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigError(f"max_batch={max_batch!r}: must be a positive integer")
+        inputs = [p if isinstance(p, NetworkInput) else self.prepare(p, config) for p in photos]
+        if config.style_weight == 0:  # the photo itself: no network, no faces
+            rgbs = [item.photo for item in inputs]
+        else:
+            rgbs = self._network_stage(inputs, config.style_weight, max_batch)
+            if config.mode == "compound":
+                rgbs = self._face_stage(inputs, rgbs, config, max_batch)
         results = []
-        for i, ((rgb, heads), background) in enumerate(zip(composed, backgrounds, strict=True)):
-            if timings is not None:
-                for stage, seconds in heads.timings.items():
-                    timings[i][stage] = timings[i].get(stage, 0.0) + seconds
-            results.append((rgb.to(background.device), heads.notes))
+        for item, rgb in zip(inputs, rgbs, strict=True):
+            with timed(item.timings, "postprocess", self.device):
+                rgb = finish(rgb, config)  # back to the output size if upscaled, beautify
+            results.append(CartoonResult(rgb=rgb, alpha=item.alpha, name=item.name, timings=item.timings,
+                                         notes=item.notes))
         return results
 
-    def _head_engine(self) -> Engine:
-        """The head network: the background's own engine unless ``head_model`` names another model."""
-        if self._head is None:
-            if self.head_model in (None, self.model_card.name):
-                self._head = self.engine
-            else:
-                network, _ = load_network(self.head_model, models_dir=self._models_dir)
-                self._head = Engine(network, self.engine.device, self.engine.options)
-        return self._head
-
-    def _face_detector(self):
-        if self._detector is None:
-            from .faces import FaceDetector
-
-            self._detector = FaceDetector(model_path=None)
-        return self._detector
-
-    def preprocess(self, decoded: DecodedImage, config: CartoonConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The network's input: ``uint8`` photo ``(3, H, W)`` on the engine's device, resized to
-        ``config.network_long_side`` (``resolution`` unless ``upscale``) and denoised if asked; alpha
-        ``(1, H, W)`` at the output size where it was (or ``None``). The first step of :meth:`process`,
-        exposed for batch work; :meth:`finish` is the last."""
-        photo = resize_long_side(decoded.rgb.to(self.engine.device, non_blocking=True), config.network_long_side)
-        photo = denoise(photo, config.denoise)
-        alpha = decoded.alpha
-        if alpha is not None:
-            alpha = resize_to(alpha, target_size(photo, config))
-        return photo, alpha
-
-    def finish(self, rgb: torch.Tensor, config: CartoonConfig) -> torch.Tensor:
-        """A network-size result (after :meth:`cartoonize_batch` / :meth:`add_heads`) -> the output:
-        resized back to ``resolution`` if ``upscale`` enlarged it, beautified if asked."""
-        return finish(rgb, config)
+    def prepare(self, decoded: DecodedImage, config: CartoonConfig,
+                timings: dict[str, float] | None = None) -> NetworkInput:
+        """The chain's first step, exposed so the folder runner can do it in its reader threads: the photo
+        resized to ``config.network_long_side`` (``resolution`` unless ``upscale``) on the engine's device and
+        denoised if asked; the alpha at the output size. ``timings`` (e.g. holding ``decode``) travels on."""
+        timings = {} if timings is None else timings
+        with timed(timings, "preprocess", self.device):
+            photo = resize_long_side(decoded.rgb.to(self.device, non_blocking=True), config.network_long_side)
+            photo = denoise(photo, config.denoise)
+            alpha = decoded.alpha
+            if alpha is not None:
+                alpha = resize_to(alpha, target_size(photo, config))
+        return NetworkInput(photo=photo, alpha=alpha, name=decoded.name, notes=decoded.notes, timings=timings)
 
     def bucket_of(self, photo: torch.Tensor) -> tuple[int, int]:
-        """The padded shape a preprocessed photo runs at; photos with the same bucket batch together."""
-        return bucket_shape(photo.shape[-2], photo.shape[-1], self.engine.options.bucket)
+        """The padded shape a prepared photo runs at; photos with the same bucket batch together."""
+        return bucket_shape(photo.shape[-2], photo.shape[-1], self.engine.bucket)
 
-    def cartoonize_batch(self, photos: Sequence[torch.Tensor], style_weight: float,
-                         timings: dict[str, float] | None = None) -> list[torch.Tensor]:
-        """Cartoonize preprocessed photos (see :meth:`preprocess`) that share one :meth:`bucket_of` shape,
-        in one engine call; returns the blended ``uint8`` RGB ``(3, H, W)`` of each, on the engine's device.
+    def run_network(self, photos: Sequence[torch.Tensor], style_weight: float,
+                    timings: dict[str, float] | None = None) -> list[torch.Tensor]:
+        """The network step alone: prepared photos (``uint8`` ``(3, H, W)``) that share one :meth:`bucket_of`
+        shape, in one engine call; returns each one's blend with its cartoon, ``uint8`` on the engine's device.
 
         Each photo is padded to the bucket shape exactly as the engine pads a photo on its own (edge
         replication, bottom and right) and cropped back afterwards, so its result does not depend on
         what else is in the batch.
         """
         timings = {} if timings is None else timings
-        if not photos:
-            return []
-        if style_weight == 0:
-            return list(photos)
         shapes = {self.bucket_of(p) for p in photos}
         if len(shapes) != 1:
-            raise ValueError(f"cartoonize_batch needs photos of one bucket shape, got {sorted(shapes)}")
+            raise ValueError(f"run_network needs photos of one bucket shape, got {sorted(shapes)}")
         (height, width), = shapes
-        sync = self.engine.device.type == "cuda"
-        with _timed(timings, "network", sync):
-            batch = torch.stack([pad_to_shape(p, height, width) for p in photos])
-            cartoons = self.engine(batch)
-        with _timed(timings, "postprocess", sync):
+        with timed(timings, "network", self.device):
+            cartoons = self.engine(torch.stack([pad_to_shape(p, height, width) for p in photos]))
+        with timed(timings, "postprocess", self.device):
             return [blend_to_uint8(p, cartoons[i, :, :p.shape[-2], :p.shape[-1]].clamp(0, 255), style_weight)
                     for i, p in enumerate(photos)]
 
-    def process_many(self, images: Sequence[DecodedImage], config: CartoonConfig, *,
-                     max_batch: int = 8) -> list[CartoonResult]:
-        """Cartoonize several decoded images, batching those of one bucket shape (up to ``max_batch`` per
-        engine call). Results come back in input order and equal :meth:`process` on each image alone."""
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise ConfigError(f"max_batch={max_batch!r}: must be a positive integer")
-        sync = self.engine.device.type == "cuda"
-        prepared, groups = [], {}
-        for index, decoded in enumerate(images):
-            timings: dict[str, float] = {}
-            with _timed(timings, "preprocess", sync):
-                photo, alpha = self.preprocess(decoded, config)
-            prepared.append((photo, alpha, timings))
-            groups.setdefault(self.bucket_of(photo), []).append(index)
-        rgbs: list[torch.Tensor | None] = [None] * len(prepared)
+    def _network_stage(self, inputs: list[NetworkInput], style_weight: float, max_batch: int) -> list[torch.Tensor]:
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, item in enumerate(inputs):
+            groups.setdefault(self.bucket_of(item.photo), []).append(index)
+        rgbs: list[torch.Tensor | None] = [None] * len(inputs)
         for indices in groups.values():
             for start in range(0, len(indices), max_batch):
                 chunk = indices[start:start + max_batch]
                 shared: dict[str, float] = {}
-                outputs = self.cartoonize_batch([prepared[i][0] for i in chunk], config.style_weight, shared)
+                outputs = self.run_network([inputs[i].photo for i in chunk], style_weight, shared)
                 for i, rgb in zip(chunk, outputs, strict=True):
                     rgbs[i] = rgb
                     for stage, seconds in shared.items():  # a batch's time, shared out evenly
-                        prepared[i][2][stage] = seconds / len(chunk)
-        composed = self.add_heads([p for p, _, _ in prepared], rgbs, config, [t for _, _, t in prepared], max_batch)
-        results = []
-        for decoded, (rgb, notes), (_, alpha, timings) in zip(images, composed, prepared, strict=True):
-            with _timed(timings, "postprocess", sync):
-                rgb = self.finish(rgb, config)
-            results.append(CartoonResult(rgb=rgb, alpha=alpha, name=decoded.name, timings=timings,
-                                         notes=decoded.notes + tuple(notes)))
-        return results
+                        inputs[i].timings[stage] = inputs[i].timings.get(stage, 0.0) + seconds / len(chunk)
+        return rgbs
 
-    def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
-                        config: CartoonConfig = CartoonConfig()) -> CartoonResult:
-        """Read ``src``, cartoonize, write ``dst`` atomically (no partial file on any failure)."""
-        timings: dict[str, float] = {}
-        with _timed(timings, "decode"):
-            decoded = read_image(src, limits=self.limits)
-        result = self.process(decoded, config, timings)
-        write_atomic(dst, result.encode(config.format, config.quality))
-        return result
+    def _face_stage(self, inputs: list[NetworkInput], backgrounds: list[torch.Tensor], config: CartoonConfig,
+                    max_batch: int) -> list[torch.Tensor]:
+        """Compound mode: cartoon heads, aligned, batched over the whole group and pasted over each background.
+        OpenCV works on the host: this is the chain's one round trip off the engine's device and back."""
+        from .compound import compose_many
+
+        photos_hwc = [_to_host_hwc(item.photo) for item in inputs]
+        backgrounds_hwc = [_to_host_hwc(rgb) for rgb in backgrounds]
+        composed = compose_many(photos_hwc, backgrounds_hwc, self._head_engine(), self._face_detector(),
+                                config.style_weight, config.face_size, max_batch)
+        rgbs = []
+        for item, background, (canvas, heads) in zip(inputs, backgrounds, composed, strict=True):
+            for stage, seconds in heads.timings.items():
+                item.timings[stage] = item.timings.get(stage, 0.0) + seconds
+            item.notes = item.notes + tuple(heads.notes)
+            rgbs.append(background if canvas is None else
+                        torch.from_numpy(canvas).permute(2, 0, 1).contiguous().to(background.device))
+        return rgbs
+
+    def _head_engine(self) -> Engine:
+        """The head network: ``head_engine`` if given (made now if it is a factory), else the engine itself."""
+        if self._head is None:
+            self._head = self.engine
+        elif not isinstance(self._head, Engine):
+            self._head = self._head()
+        return self._head
+
+    def _face_detector(self):
+        if self._detector is None:  # OpenCV's detector is per thread; the chain runs in one
+            from .faces import FaceDetector
+
+            self._detector = FaceDetector()
+        return self._detector
 
 
-@contextmanager
-def _timed(timings: dict[str, float], stage: str, cuda_sync: bool = False):
-    start = time.perf_counter()
-    yield
-    if cuda_sync:
-        torch.cuda.synchronize()
-    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+def _to_host_hwc(rgb: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(rgb.permute(1, 2, 0).cpu().numpy())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cartoonkit import preprocessing
+from cartoonkit import adjustments
 from cartoonkit.config import CartoonConfig
 from cartoonkit.errors import ConfigError
 from cartoonkit.imageio import DecodedImage, read_image
@@ -34,28 +34,28 @@ def photo(shared_images) -> torch.Tensor:
 
 @pytest.mark.parametrize("kernel", [3, 5, 7])
 def test_denoise_is_opencvs_gaussian_blur(photo, kernel):
-    ours = _hwc(preprocessing.denoise(photo, kernel)).astype(int)
+    ours = _hwc(adjustments.denoise(photo, kernel)).astype(int)
     reference = cv2.GaussianBlur(_hwc(photo), (kernel, kernel), 0).astype(int)  # sigma 0: derived from the size
     assert np.abs(ours - reference).max() <= 1  # float rounding only
     assert np.abs(ours - _hwc(photo).astype(int)).max() > 10  # and it did blur
 
 
 def test_denoise_zero_and_beautify_zero_are_the_identity(photo):
-    assert preprocessing.denoise(photo, 0) is photo
-    assert preprocessing.beautify(photo, 0.0) is photo
+    assert adjustments.denoise(photo, 0) is photo
+    assert adjustments.beautify(photo, 0.0) is photo
 
 
 def test_beautify_blends_opencvs_bilateral_filter(photo):
     smooth = cv2.bilateralFilter(_hwc(photo), 9, 75, 75)
-    assert np.array_equal(_hwc(preprocessing.beautify(photo, 1.0)), smooth)
-    half = _hwc(preprocessing.beautify(photo, 0.5)).astype(float)
+    assert np.array_equal(_hwc(adjustments.beautify(photo, 1.0)), smooth)
+    half = _hwc(adjustments.beautify(photo, 0.5)).astype(float)
     expected = (_hwc(photo).astype(float) + smooth) / 2
     assert np.abs(half - expected).max() <= 0.5 + 1e-6
 
 
 def test_finish_is_the_identity_by_default_and_resizes_back_otherwise(photo):
-    assert preprocessing.finish(photo, CartoonConfig(resolution=300)) is photo
-    shrunk = preprocessing.finish(photo, CartoonConfig(resolution=256, upscale=1.5))
+    assert adjustments.finish(photo, CartoonConfig(resolution=300)) is photo
+    shrunk = adjustments.finish(photo, CartoonConfig(resolution=256, upscale=1.5))
     assert tuple(shrunk.shape[-2:]) == output_size(200, 300, 256)
 
 
@@ -92,7 +92,7 @@ def test_upscale_runs_the_network_larger_and_returns_the_output_size(cartoonizer
 def test_style_weight_zero_with_denoise_returns_the_blurred_photo(cartoonizer, photo):
     decoded = DecodedImage(rgb=photo, alpha=None, name="crop.jpg", format="array")
     result = cartoonizer.process(decoded, CartoonConfig(resolution=300, style_weight=0.0, denoise=5))
-    assert torch.equal(result.rgb, preprocessing.denoise(photo, 5))
+    assert torch.equal(result.rgb, adjustments.denoise(photo, 5))
 
 
 @pytest.mark.parametrize("height,width", [(333, 1000), (1000, 333), (517, 389), (7, 1201)])

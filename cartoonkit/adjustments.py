@@ -1,4 +1,4 @@
-"""The optional steps around the network: denoise before it, resize back and beautify after it.
+"""The optional adjustments around the network: denoise before it, resize back and beautify after it.
 
 All off by default (see :class:`~cartoonkit.config.CartoonConfig`): ``upscale`` runs the network on a
 larger copy of the photo and shrinks the result back to the output size, ``denoise`` blurs the photo

@@ -1,0 +1,185 @@
+"""Folder runs: ``cartoonkit batch IN_DIR -o OUT_DIR``, pipelined, resumable, with a report.
+
+:func:`run_folder` is the whole job; its parts are one module each:
+
+* :mod:`.plan`: which files there are and where each output goes (also ``cartoonkit run``'s planner);
+* :mod:`.state`: the settings fingerprint, journal and lock that make ``--resume`` safe;
+* :mod:`.stream`: readers -> engine -> writers on one device, through ``Cartoonizer.process_many``;
+* :mod:`.workers`: one process, or one spawned process per device, and the rules for which engines may split;
+* :mod:`.gpu_codecs`: nvJPEG decoding and encoding on CUDA;
+* :mod:`.report`: what happened to every file, and the JSON report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__
+from ..config import CartoonConfig
+from ..errors import ConfigError, OutputError
+from ..formats import ImageLimits
+from ..options import EngineOptions, precision_name
+from .plan import plan_outputs, remove_leftovers, scan_tree, split_done
+from .reasons import os_reason
+from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
+from .state import JOURNAL_FILE, LOCK_FILE, STATE_FILE, decide_mode, fingerprint, locked, write_json
+from .workers import MAX_WORKERS, process_devices, run_here, run_processes
+
+__all__ = ["JOURNAL_FILE", "LOCK_FILE", "REPORT_FILE", "STAGES", "STATE_FILE", "FolderReport", "run_folder"]
+
+DEFAULT_MODEL = "whitebox"
+
+
+def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: CartoonConfig = CartoonConfig(), *,
+               cartoonizer=None, model: str = DEFAULT_MODEL, head_model: str | None = None,
+               engine_options: EngineOptions = EngineOptions(), devices: Sequence[str] | None = None,
+               workers: int = 1, limits: ImageLimits | None = None, batch_size: int | None = None,
+               io_threads: int | None = None, resume: bool = False, overwrite: bool = False,
+               report_path: str | os.PathLike | None = None, progress: bool = True,
+               echo: Callable[[str], None] | None = None) -> FolderReport:
+    """Cartoonize every image under ``in_dir`` (recursively) into ``out_dir``, keeping the layout.
+
+    ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer` to use in this process (then ``model``,
+    ``head_model`` and ``engine_options`` come from it); otherwise one is made from those. ``devices``: one
+    process per device (``["cuda:0", "cuda:1"]``); ``workers``: that many CPU processes, the CPU threads
+    divided between them (compiled and int8 engines run in one process). ``batch_size``: photos per engine
+    call (default 8 on CUDA, 1 on the CPU). ``io_threads``: reader and writer threads each. ``resume``:
+    continue the run recorded in ``out_dir`` (its settings must match); ``overwrite``: replace existing
+    outputs. ``report_path``: where the JSON report goes (default ``out_dir/cartoonkit-report.json``).
+    ``echo`` receives one line per failed file as it happens (default: above the progress bar, on stderr).
+
+    Raises :class:`~cartoonkit.errors.CartoonkitError` when the run cannot start (bad setting, unusable
+    folder, settings differ from the recorded run, another run holds the folder). Per-file problems and a
+    stop mid-way are in the returned report instead.
+    """
+    wall_start = time.perf_counter()
+    started = _now()
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    echo = echo or _tqdm_echo
+    _check_count("workers", workers, MAX_WORKERS)
+    if io_threads is not None:
+        _check_count("io_threads", io_threads, 64)
+    if batch_size is not None:
+        _check_count("batch_size", batch_size, 4096)
+    if not in_dir.is_dir():
+        raise ConfigError(f"{in_dir}: no such folder; `batch` takes one folder (use `run` for files)")
+    real_in, real_out = os.path.realpath(in_dir), os.path.realpath(out_dir)
+    if real_in == real_out:
+        raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
+
+    device_list = process_devices(engine_options, devices, workers, cartoonizer)
+    limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
+    settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list)
+    cuda = any(d.type == "cuda" for d in device_list)
+    batch_size = batch_size or (8 if cuda else 1)
+    io_threads = io_threads or max(1, min(4, (os.cpu_count() or 1) // len(device_list)))
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {out_dir}: {os_reason(exc)}") from exc
+    report = FolderReport(in_dir=in_dir, out_dir=out_dir, settings=settings, devices=[str(d) for d in device_list],
+                          workers=len(device_list), batch_size=batch_size, started=started)
+
+    def fail(name: str, reason: str) -> None:
+        record_failure(report, echo, name, reason)
+
+    with locked(out_dir):
+        mode, journal_keys, run_id, report.resumed = decide_mode(out_dir, settings, resume, overwrite)
+        skip_dirs = {real_out} if real_out == real_in or real_out.startswith(real_in.rstrip(os.sep) + os.sep) \
+            else set()
+        found = scan_tree(in_dir, skip_dirs, fail, report.skipped)
+        report.found = len(found)
+        tasks = plan_outputs(found, out_dir, config.format, fail)
+        tasks, skipped = split_done(tasks, mode, journal_keys, report.resumed)
+        report.skipped.extend(skipped)
+        remove_leftovers({out_dir, *(t.dst.parent for t in tasks)})
+        journal_path = out_dir / JOURNAL_FILE
+        if mode == "overwrite":
+            journal_path.unlink(missing_ok=True)  # a fresh overwrite run: nothing replaced yet
+        state = {"format_version": 1, "cartoonkit": __version__, "run_id": run_id, "settings": settings,
+                 "overwrite": mode != "keep", "complete": False, "input": str(in_dir), "started": started}
+        write_json(out_dir / STATE_FILE, state)
+
+        if tasks:
+            journal = journal_path if mode != "keep" else None
+            bar = _progress_bar(len(tasks), progress)
+            sink = ReportSink(report, bar, echo)
+            try:
+                if len(device_list) == 1:
+                    if cartoonizer is None:
+                        from ..pipeline import Cartoonizer
+
+                        cartoonizer = Cartoonizer.from_pretrained(model, engine_options=engine_options,
+                                                                  head_model=head_model, limits=limits)
+                    report.setup_seconds = time.perf_counter() - wall_start
+                    run_here(tasks, report, sink, cartoonizer, config, batch_size=batch_size, io_threads=io_threads,
+                             journal=journal, limits=limits)
+                else:
+                    report.setup_seconds = time.perf_counter() - wall_start
+                    run_processes(tasks, report, sink, model=model, head_model=head_model,
+                                  engine_options=engine_options, devices=device_list, limits=limits, config=config,
+                                  batch_size=batch_size, io_threads=io_threads, journal=journal)
+            finally:
+                bar.close()
+            report.not_processed = len(tasks) - sink.processed
+        else:
+            report.setup_seconds = time.perf_counter() - wall_start
+
+        report.finished = _now()
+        report.wall_seconds = time.perf_counter() - wall_start
+        if report.complete:
+            with contextlib.suppress(OutputError, OSError):
+                write_json(out_dir / STATE_FILE, {**state, "complete": True, "finished": report.finished})
+                journal_path.unlink(missing_ok=True)
+        report_file = Path(report_path) if report_path else out_dir / REPORT_FILE
+        try:
+            write_json(report_file, report.to_json())
+            report.report_path = report_file
+        except OutputError as exc:
+            echo(f"error: the report was not written: {exc}")
+    return report
+
+
+def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list) -> dict:
+    """The settings fingerprint from the engine that runs: the caller's, or the one every process will build
+    (the same two rules the engine applies: :func:`precision_name` and :attr:`EngineOptions.padding`)."""
+    from .. import weights
+
+    if cartoonizer is not None:
+        engine = cartoonizer.engine
+        head = weights.ensure_installed(cartoonizer.head_model) if cartoonizer.head_model else None
+        return fingerprint(config, cartoonizer.model_card, {engine.precision}, engine.bucket, head)
+    model, pair_head = weights.resolve_pair(model)
+    head_model = head_model or pair_head
+    card = weights.ensure_installed(model)  # installs a known model once, before any worker starts
+    head = weights.ensure_installed(head_model) if head_model and head_model != card.name else None
+    precisions = {precision_name(engine_options.precision, d.type) for d in device_list}
+    return fingerprint(config, card, precisions, engine_options.padding, head)
+
+
+def _check_count(name: str, value, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ConfigError(f"{name}={value!r}: must be an integer from 1 to {high}")
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="cartoonizing", unit="img", file=sys.stderr, disable=not enabled)
+
+
+def _tqdm_echo(line: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,82 @@
+"""JPEG on the GPU for the folder stream (nvJPEG through torchvision), with the CPU codecs as the fallback.
+
+Only JPEGs that nvJPEG decodes to exactly what Pillow gives take this path (:func:`plain_jpeg`); everything
+else, and any batch nvJPEG refuses, goes through :func:`~cartoonkit.imageio.read_image` as on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import warnings
+
+import torch
+
+from ..errors import InvalidImageError
+from ..formats import ImageLimits
+from ..imageio import DecodedImage, check_dimensions
+
+log = logging.getLogger(__name__)
+
+
+def plain_jpeg(data: bytes, name: str, limits: ImageLimits) -> bool:
+    """Whether nvJPEG can decode ``data`` to exactly what Pillow would give: a baseline-style RGB or grey
+    JPEG without an EXIF rotation (those, CMYK and the rest take the CPU path, which handles them)."""
+    if data[:3] != b"\xff\xd8\xff":
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+                    return False
+                check_dimensions(image.size, name, limits)  # the pixel limit, before any decoding
+                exif = image.getexif()
+                if not exif and image.info.get("exif"):
+                    return False  # unreadable EXIF: the CPU path says so in the notes
+                return exif.get(0x0112, 1) == 1
+    except InvalidImageError:
+        raise
+    except Exception:
+        return False  # let the CPU decoder give the precise error
+
+
+def decode_jpegs(jpegs: list[torch.Tensor], names: list[str], device: torch.device) -> list[DecodedImage]:
+    """nvJPEG-decode several JPEGs (their bytes as uint8 tensors) in one call; raises on any error."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's deprecation notice for its image codecs
+        images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    return [DecodedImage(rgb=rgb, alpha=None, name=name, format="JPEG") for rgb, name in zip(images, names, strict=True)]
+
+
+def encode_jpegs(rgbs: list[torch.Tensor], quality: int) -> list[bytes | None]:
+    """nvJPEG-encode a batch of JPEG outputs; ``None`` each (the writers encode on the CPU) on any error."""
+    try:
+        from torchvision.io import encode_jpeg
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            encoded = encode_jpeg([rgb.contiguous() for rgb in rgbs], quality=quality)
+            return [bytes(tensor.cpu().numpy().tobytes()) for tensor in encoded]
+    except Exception as exc:
+        log.debug("nvJPEG could not encode a batch (%s); using the CPU encoder", exc)
+        return [None] * len(rgbs)
+
+
+def pinned(decoded: DecodedImage) -> DecodedImage:
+    """The same image in page-locked memory, so the copy to the GPU is asynchronous."""
+    try:
+        return dataclasses.replace(decoded, rgb=decoded.rgb.pin_memory())
+    except RuntimeError:
+        return decoded
+
+
+def to_pinned_host(rgb: torch.Tensor) -> torch.Tensor:
+    host = torch.empty(rgb.shape, dtype=rgb.dtype, pin_memory=True)
+    host.copy_(rgb, non_blocking=True)
+    return host

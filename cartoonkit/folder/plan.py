@@ -1,0 +1,171 @@
+"""Which inputs there are and where each output goes: the planner of ``cartoonkit batch`` and ``cartoonkit run``.
+
+Safety, whatever the folders hold: an output is ``OUT_DIR/<path relative to the input>`` with the format's
+extension; one that would land outside ``OUT_DIR`` (through a symbolic link inside it), on an input, or on
+the output of another input (``a.jpg`` and ``a.png``) is refused for that file. Symbolic links to folders are
+never followed (no loops, nothing outside ``IN_DIR``); links to files outside ``IN_DIR`` are skipped; hidden
+files and folders are ignored; an ``OUT_DIR`` inside ``IN_DIR`` is not input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..formats import IMAGE_SUFFIXES, extension_for
+from .reasons import os_reason
+
+log = logging.getLogger(__name__)
+
+Fail = Callable[[str, str], None]
+"""Where a planner reports a file it cannot take: ``fail(name, reason)``."""
+Found = list[tuple[Path, PurePosixPath]]
+"""Inputs with the path their output takes under ``OUT_DIR`` (before the extension changes)."""
+
+# write_atomic's temporary files: "." + name + "." + mkstemp's 8 random characters + ".tmp"
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input and where its output goes."""
+
+    src: Path  # the input, as found
+    dst: Path  # its output under OUT_DIR
+    key: str   # the output's path relative to OUT_DIR, POSIX style (the journal's key)
+
+    @property
+    def name(self) -> str:
+        return str(self.src)
+
+
+def scan_tree(in_dir: Path, skip_dirs: set[str], fail: Fail,
+              skipped: list[tuple[str, str]]) -> Found:
+    """Image files under ``in_dir`` (recursively) with their relative paths, sorted; never follows folder links."""
+    real_in = os.path.realpath(in_dir)
+    found: Found = []
+    stack: list[tuple[Path, PurePosixPath]] = [(in_dir, PurePosixPath())]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            fail(str(folder), f"cannot list this folder ({os_reason(exc)})")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):  # hidden: not photos, and our own temporary files
+                continue
+            path, rel_path = Path(entry.path), rel / entry.name
+            try:
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if os.path.isdir(target):
+                        where = "inside the input folder: its files are processed under their own path" \
+                            if inside(target, real_in) else f"to {target}, outside the input folder"
+                        skipped.append((str(path), f"symbolic link to a folder ({where}); not followed"))
+                        continue
+                    if path.suffix.lower() not in IMAGE_SUFFIXES:
+                        continue
+                    if not os.path.exists(target):
+                        fail(str(path), "broken symbolic link")
+                    elif not inside(target, real_in):
+                        skipped.append((str(path), f"symbolic link to {target}, outside the input folder; "
+                                                   "not followed"))
+                    elif os.path.isfile(target):
+                        found.append((path, rel_path))
+                elif entry.is_dir(follow_symlinks=False):
+                    if os.path.realpath(entry.path) not in skip_dirs:
+                        subfolders.append((path, rel_path))
+                elif entry.is_file(follow_symlinks=False) and path.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append((path, rel_path))
+            except OSError as exc:
+                fail(str(path), f"cannot access ({os_reason(exc)})")
+        stack.extend(reversed(subfolders))
+    return sorted(found, key=lambda item: item[1].parts)
+
+
+def collect_inputs(inputs: list[str], fail: Fail) -> Found:
+    """``cartoonkit run``'s inputs: files as given; folders expand to the image files directly inside them,
+    sorted by name. Every output goes straight into ``OUT_DIR`` under the input's own name."""
+    found: Found = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = [p for p in entries if p.is_file()]
+            # A link to nothing is an input the user expects to see handled: say so rather than drop it.
+            for p in entries:
+                if p.is_symlink() and not p.exists():
+                    fail(str(p), "broken symbolic link")
+            if not files:
+                log.warning("%s: folder has no image files (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
+            found.extend((p, PurePosixPath(p.name)) for p in files)
+        elif path.exists():
+            found.append((path, PurePosixPath(path.name)))
+        else:
+            fail(str(path), "no such file or folder")
+    return found
+
+
+def plan_outputs(found: Found, out_dir: Path, fmt: str, fail: Fail) -> list[Task]:
+    """Pair each input with its output; refuse escapes, overwriting an input and collisions (first wins)."""
+    real_out = os.path.realpath(out_dir)
+    inputs = {os.path.realpath(src) for src, _ in found}
+    ext = extension_for(fmt)
+    claimed: dict[str, Path] = {}
+    tasks = []
+    for src, rel in found:
+        key = rel.with_name(rel.stem + ext).as_posix()
+        dst = out_dir.joinpath(*rel.parent.parts, rel.stem + ext)
+        real_dst = os.path.realpath(dst)
+        if real_dst == real_out or not inside(real_dst, real_out):
+            fail(str(src), f"output {dst} would be written outside {out_dir} (through a symbolic link there); "
+                           "refused")
+        elif real_dst in inputs:
+            fail(str(src), f"output {dst} would overwrite an input; choose another -o folder")
+        elif key in claimed:
+            fail(str(src), f"output {dst} is already the output of {claimed[key]}; inputs need distinct names")
+        else:
+            claimed[key] = src
+            tasks.append(Task(src=src, dst=dst, key=key))
+    return tasks
+
+
+def split_done(tasks: list[Task], mode: str, journal_keys: set[str] = frozenset(),
+               resumed: bool = False) -> tuple[list[Task], list[tuple[str, str]]]:
+    """``(to do, skipped with reasons)``. ``mode``: ``keep`` (an existing output is kept), ``overwrite`` (all are
+    done again) or ``journal`` (finish an interrupted overwrite run: skip what its journal says it replaced)."""
+    todo, skipped = [], []
+    for task in tasks:
+        exists = os.path.lexists(task.dst)
+        if mode == "keep" and exists:
+            skipped.append((task.name, "done by an earlier run" if resumed else f"{task.dst} exists (use --overwrite)"))
+        elif mode == "journal" and exists and task.key in journal_keys:
+            skipped.append((task.name, "done by the interrupted --overwrite run"))
+        else:
+            todo.append(task)
+    return todo, skipped
+
+
+def remove_leftovers(folders: set[Path]) -> None:
+    """Delete the hidden temporary files a killed run left in the folders this run writes to."""
+    for folder in folders:
+        try:
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    if TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+
+
+def inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

@@ -1,0 +1,360 @@
+"""The folder stream on one device: three stages joined by bounded queues, so reading, decoding, the network,
+encoding and writing overlap, and memory stays bounded whatever the size of the folder::
+
+    readers (threads)  read the file; decode it with Pillow (on CUDA, plain JPEGs are left for
+                       nvJPEG); on the CPU also prepare it for the network ........ -> ready queue
+    engine (caller)    on CUDA: decode the pulled JPEGs together with nvJPEG, copy the others
+                       from pinned memory, prepare on the GPU; group photos by bucket shape; run
+                       each full group, and the fullest partial one whenever the ready queue runs
+                       dry (never waiting for a batch to fill), through Cartoonizer.process_many;
+                       on CUDA encode JPEG output with nvJPEG, copy the rest to pinned memory -> write queue
+    writers (threads)  encode (Pillow), write atomically, note the output in the journal
+
+Every output is written to a hidden temporary file and renamed, so a kill (even ``kill -9``) leaves whole
+files or none. A bad input is reported with its reason and the stream carries on; an output folder that
+takes no more files (disk full, read-only) stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..config import CartoonConfig
+from ..errors import InvalidImageError, OutputError
+from ..fileio import write_atomic
+from ..formats import ImageLimits
+from ..imageio import DecodedImage, encode_image, read_image
+from ..pipeline import FACE_STAGES, Cartoonizer, NetworkInput
+from . import gpu_codecs
+from .plan import Task
+from .reasons import is_fatal, os_reason, strip_name, unexpected
+from .report import STAGES
+from .state import Journal
+
+log = logging.getLogger(__name__)
+
+_READERS_DONE = object()
+_WRITERS_DONE = object()
+
+
+@dataclass(eq=False)
+class _Item:
+    """One photo on its way to the engine stage."""
+
+    task: Task
+    error: str | None = None
+    jpeg: torch.Tensor | None = None          # CUDA: the file's bytes, for nvJPEG
+    decoded: DecodedImage | None = None       # CUDA: decoded on the CPU, in pinned memory
+    prepared: NetworkInput | None = None      # ready for the network, on the engine's device
+
+
+@dataclass(eq=False)
+class _Output:
+    """One cartoon on its way to a writer: pixels to encode, or bytes already encoded."""
+
+    task: Task
+    rgb: torch.Tensor | None
+    alpha: torch.Tensor | None
+    data: bytes | None
+    ready: Any  # a CUDA event to wait for before reading ``rgb``, or None
+    notes: tuple[str, ...]
+
+
+class Stream:
+    """Readers -> engine (the calling thread) -> writers, on the device of one :class:`Cartoonizer`."""
+
+    def __init__(self, cartoonizer: Cartoonizer, config: CartoonConfig, tasks: Sequence[Task], sink, *,
+                 batch_size: int, io_threads: int, journal: Journal | None, stop, limits: ImageLimits,
+                 parent_pid: int | None = None):
+        self.ck, self.config, self.sink, self.journal = cartoonizer, config, sink, journal
+        self.device = cartoonizer.device
+        self.cuda = self.device.type == "cuda"
+        self.limits = limits
+        self.batch_size = batch_size
+        self.n_readers = self.n_writers = io_threads
+        self.stop = stop
+        self.parent_pid = parent_pid
+        self.todo: queue.Queue = queue.Queue()
+        for task in tasks:
+            self.todo.put(task)
+        # Bounded: readers wait when the engine is behind, the engine when the writers are.
+        self.ready: queue.Queue = queue.Queue(maxsize=max(2 * batch_size, self.n_readers + 1))
+        self.outputs: queue.Queue = queue.Queue(maxsize=max(2 * batch_size, self.n_writers + 1))
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self.batches: Counter = Counter()
+        self.gpu: Counter = Counter()
+        self.interrupted = False
+        self._halt = threading.Event()    # the engine loop is over: readers quit
+        self._fatal = threading.Event()   # the output folder takes no more files
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        readers = [threading.Thread(target=self._reader, name=f"cartoonkit-reader-{i}", daemon=True)
+                   for i in range(self.n_readers)]
+        writers = [threading.Thread(target=self._writer, name=f"cartoonkit-writer-{i}", daemon=True)
+                   for i in range(self.n_writers)]
+        for thread in readers + writers:
+            thread.start()
+        try:
+            with torch.cuda.device(self.device) if self.cuda else contextlib.nullcontext():
+                self._engine_loop()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop.set()
+        finally:
+            self._halt.set()
+            for _ in writers:
+                self.outputs.put(_WRITERS_DONE)  # writers always drain, so this never blocks for long
+            for thread in writers + readers:
+                thread.join()
+
+    # ----------------------------------------------------------------- helpers
+
+    def _stopping(self) -> bool:
+        if self.stop.is_set():
+            return True
+        return self.parent_pid is not None and os.getppid() != self.parent_pid  # the parent was killed
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._add_seconds({stage: time.perf_counter() - start})
+
+    def _add_seconds(self, timings: dict[str, float]) -> None:
+        with self._lock:
+            for stage, seconds in timings.items():
+                stage = "faces" if stage in FACE_STAGES else stage
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def _put(self, target: queue.Queue, item) -> bool:
+        """Put, waiting while the queue is full, unless the run is stopping."""
+        while True:
+            try:
+                target.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if self._halt.is_set() or self._stopping():
+                    return False
+
+    # ----------------------------------------------------------------- readers
+
+    def _reader(self) -> None:
+        while not (self._halt.is_set() or self._stopping()):
+            try:
+                task = self.todo.get_nowait()
+            except queue.Empty:
+                break
+            if not self._put(self.ready, self._load(task)):
+                return
+        self._put(self.ready, _READERS_DONE)
+
+    def _load(self, task: Task) -> _Item:
+        item = _Item(task)
+        try:
+            with self._timed("read"):
+                data = read_bytes(task.src, task.name, self.limits)
+            if self.cuda and gpu_codecs.plain_jpeg(data, task.name, self.limits):
+                item.jpeg = torch.frombuffer(bytearray(data), dtype=torch.uint8)  # decoded on the GPU, in batches
+                return item
+            with self._timed("decode"):
+                decoded = read_image(data, name=task.name, limits=self.limits)
+            if self.cuda:
+                item.decoded = gpu_codecs.pinned(decoded)
+            else:
+                item.prepared = self.ck.prepare(decoded, self.config)  # its time goes with the result
+        except InvalidImageError as exc:
+            item.error = strip_name(str(exc), task.name)
+        except Exception as exc:  # a bug must not cost the user the rest of the folder
+            item.error = unexpected(exc)
+        return item
+
+    # ----------------------------------------------------------------- engine
+
+    def _engine_loop(self) -> None:
+        pending: dict[tuple[int, int], list[_Item]] = {}
+        readers_left = self.n_readers
+        while readers_left or pending:
+            if self._stopping():
+                return
+            pulled, drained = self._pull(block=not pending)
+            items = []
+            for item in pulled:
+                if item is _READERS_DONE:
+                    readers_left -= 1
+                else:
+                    items.append(item)
+            for item in self._to_device(items):
+                pending.setdefault(self.ck.bucket_of(item.prepared.photo), []).append(item)
+            for key in list(pending):
+                group = pending[key]
+                while len(group) >= self.batch_size:
+                    self._run(group[:self.batch_size])
+                    del group[:self.batch_size]
+                if not group:
+                    del pending[key]
+            if pending and (drained or not readers_left):
+                # Nothing more is waiting: run the fullest partial batch rather than idle.
+                self._run(pending.pop(max(pending, key=lambda k: len(pending[k]))))
+
+    def _pull(self, block: bool) -> tuple[list, bool]:
+        """Up to ``batch_size`` ready items; ``drained``: the ready queue ran empty."""
+        items: list = []
+        try:
+            items.append(self.ready.get(timeout=0.1) if block else self.ready.get_nowait())
+            while len(items) < self.batch_size:
+                items.append(self.ready.get_nowait())
+        except queue.Empty:
+            return items, True
+        return items, False
+
+    def _to_device(self, items: list[_Item]) -> list[_Item]:
+        """Finish what the readers left for the device (CUDA: decode JPEGs, copy, prepare); report failures."""
+        jpegs = [item for item in items if item.error is None and item.jpeg is not None]
+        if jpegs:
+            self._decode_on_gpu(jpegs)
+        good = []
+        for item in items:
+            if item.error is None and item.prepared is None:
+                try:
+                    item.prepared = self.ck.prepare(item.decoded, self.config)
+                    item.decoded = None
+                except Exception as exc:
+                    item.error = unexpected(exc)
+            if item.error is not None:
+                self.sink.failed(item.task, item.error)
+            else:
+                good.append(item)
+        return good
+
+    def _decode_on_gpu(self, jpegs: list[_Item]) -> None:
+        """nvJPEG-decode a list of JPEGs in one call; on any error decode those files with Pillow instead."""
+        with self._timed("decode"):
+            try:
+                decoded = gpu_codecs.decode_jpegs([item.jpeg for item in jpegs], [item.task.name for item in jpegs],
+                                                  self.device)
+                for item, image in zip(jpegs, decoded, strict=True):
+                    item.decoded = image
+                self.gpu["decoded"] += len(jpegs)
+            except Exception as exc:  # nvJPEG does not take every JPEG (some progressive or 12-bit files)
+                log.debug("nvJPEG could not decode a batch (%s); using the CPU decoder", exc)
+                for item in jpegs:
+                    try:
+                        item.decoded = read_image(item.jpeg.numpy().tobytes(), name=item.task.name,
+                                                  limits=self.limits)
+                    except InvalidImageError as error:
+                        item.error = strip_name(str(error), item.task.name)
+            for item in jpegs:
+                item.jpeg = None
+
+    def _run(self, items: list[_Item]) -> None:
+        """Photos of one bucket shape through the one chain, then hand the results to the writers."""
+        try:  # the faces of the whole batch share head-network calls, at least 8 crops per call
+            results = self.ck.process_many([item.prepared for item in items], self.config,
+                                           max_batch=max(8, len(items)))
+        except Exception as exc:
+            if len(items) > 1:  # find the photo that fails; the others still go through
+                for item in items:
+                    self._run([item])
+                return
+            self.sink.failed(items[0].task, _engine_failure(exc, items[0].prepared.photo, self.device))
+            return
+        for result in results:
+            self._add_seconds(result.timings)
+        with self._lock:
+            self.batches[len(items)] += 1
+        rgbs = [result.rgb for result in results]
+        encoded: list[bytes | None] = [None] * len(items)
+        ready = None
+        if self.cuda:
+            if self.config.format == "jpg":
+                with self._timed("encode"):
+                    encoded = gpu_codecs.encode_jpegs(rgbs, self.config.quality)
+                self.gpu["encoded"] += sum(data is not None for data in encoded)
+            with self._timed("postprocess"):
+                rgbs = [gpu_codecs.to_pinned_host(rgb) if data is None else None
+                        for rgb, data in zip(rgbs, encoded, strict=True)]
+                ready = torch.cuda.Event()
+                ready.record()
+        for item, result, rgb, data in zip(items, results, rgbs, encoded, strict=True):
+            output = _Output(item.task, rgb, result.alpha, data, ready, result.notes)
+            item.prepared = None
+            if not self._put(self.outputs, output):
+                return
+
+    # ----------------------------------------------------------------- writers
+
+    def _writer(self) -> None:
+        while True:
+            output = self.outputs.get()
+            if output is _WRITERS_DONE:
+                return
+            if self._fatal.is_set():
+                continue  # the folder takes no more files: leave the rest to --resume
+            task = output.task
+            try:
+                data = output.data
+                if data is None:
+                    if output.ready is not None:
+                        output.ready.synchronize()  # the copy from the GPU has landed
+                    with self._timed("encode"):
+                        data = encode_image(output.rgb, output.alpha, format=self.config.format,
+                                            quality=self.config.quality)
+                with self._timed("write"):
+                    write_atomic(task.dst, data)
+                if self.journal is not None:
+                    self.journal.add(task.key)
+            except OutputError as exc:
+                if is_fatal(exc):
+                    with self._lock:
+                        first = not self._fatal.is_set()
+                        self._fatal.set()
+                    self.stop.set()
+                    if first:
+                        self.sink.fatal(str(exc))
+                else:
+                    self.sink.failed(task, str(exc))
+                continue
+            except Exception as exc:
+                self.sink.failed(task, unexpected(exc))
+                continue
+            for note in output.notes:
+                self.sink.note(task, note)
+            self.sink.done(task)
+
+
+def read_bytes(path, name: str, limits: ImageLimits) -> bytes:
+    """The whole file, refusing one over the size limit before reading it."""
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise InvalidImageError(f"{name}: file is {size:,} bytes, larger than the limit of "
+                                        f"{limits.max_file_bytes:,} bytes")
+            return file.read(limits.max_file_bytes + 1)
+    except FileNotFoundError:
+        raise InvalidImageError(f"{name}: file does not exist (removed while the batch ran?)") from None
+    except PermissionError:
+        raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
+    except OSError as exc:
+        raise InvalidImageError(f"{name}: cannot read file ({os_reason(exc)})") from exc
+
+
+def _engine_failure(exc: Exception, photo: torch.Tensor, device: torch.device) -> str:
+    if isinstance(exc, torch.OutOfMemoryError):
+        height, width = photo.shape[-2:]
+        return f"out of memory on {device} at {width}x{height}; try a lower --resolution"
+    return unexpected(exc)

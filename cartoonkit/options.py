@@ -1,0 +1,123 @@
+"""How to run the network: :class:`EngineOptions`, the second object that travels from the CLI, the
+dashboard and the API to the engine and into worker processes (the first is
+:class:`~cartoonkit.config.CartoonConfig`, what the picture should be).
+
+Torch-free, so the command line can build its flags from it before importing torch. The rules that turn
+options into what an engine does (which dtype ``auto`` means on a device, which padding bucket a compiled
+engine uses) live here once; :class:`~cartoonkit.engine.Engine` and the folder runner's settings
+fingerprint both call them, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .hardware import cpu_supports_fast_bf16
+from .settings import Widget, setting, validate
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+SIZE_MULTIPLE = 4
+"""The generator needs sides that are multiples of 4 (two stride-2 stages); the finest bucket."""
+COMPILED_BUCKET = 64
+"""Bucket for compiled engines: every shape costs a compilation, so photos are padded to coarser steps
+(at 1024 px, at most 16 short-side shapes per orientation) at the price of a little padding."""
+
+
+def _device_choices() -> tuple[str, ...]:
+    import torch
+
+    return ("auto", "cpu") + (("cuda",) if torch.cuda.is_available() else ())
+
+
+def _check_bucket(bucket):
+    if bucket is None:
+        return None
+    if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < SIZE_MULTIPLE or bucket % SIZE_MULTIPLE:
+        raise ConfigError(f"bucket={bucket!r}: must be a positive multiple of {SIZE_MULTIPLE}")
+    return bucket
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The engine's device and speed switches; the defaults are what cartoonkit recommends.
+
+    ``bucket``: images are padded (bottom/right, cropped afterwards) to multiples of this many pixels so
+    that photos of similar size share one shape; ``None`` (default) is 4 for eager engines and
+    :data:`COMPILED_BUCKET` for compiled ones (see :attr:`padding`).
+    """
+
+    device: str = setting(
+        "auto", str, "auto (CUDA if present), cpu, cuda or cuda:N", fingerprint=False,
+        widget=Widget("select", "Device", options=_device_choices))
+    precision: str = setting(
+        "auto", str, "auto = float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16/AMX, else float32; int8 = CPU "
+                     "only, fastest there, calibrated once per process and compiled per shape (10-30 s each; "
+                     "about 45 dB PSNR against float32)", choices=PRECISIONS,
+        widget=Widget("select", "Precision"))
+    channels_last: bool = setting(True, bool, "NHWC tensors, the layout oneDNN and cuDNN are fastest in",
+                                  cli=False, fingerprint=False)
+    compile: bool = setting(
+        False, bool, "torch.compile the network: faster per photo (see BENCHMARKS.md) after a start-up cost per "
+                     "image shape; worth it for folders, not for a few photos", fingerprint=False)
+    cuda_graphs: bool = setting(
+        False, bool, "CUDA only: compile and replay the network as CUDA graphs, one per image shape (cuts "
+                     "kernel-launch overhead on small batches)", fingerprint=False)
+    bucket: int | None = setting(None, int, "padding multiple in pixels (None: 4, or 64 when compiled)",
+                                 normalise=_check_bucket, cli=False, fingerprint=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, str):  # a torch.device is welcome; it travels as its name
+            object.__setattr__(self, "device", str(self.device))
+        validate(self)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the network is compiled, so each new shape costs a compilation (int8 always compiles:
+        its int8 kernels only exist in the compiled graph)."""
+        return self.compile or self.cuda_graphs or self.precision == "int8"
+
+    @property
+    def padding(self) -> int:
+        """The bucket images are padded to: ``bucket`` if set, else 4 eager and :data:`COMPILED_BUCKET` compiled."""
+        if self.bucket is not None:
+            return self.bucket
+        return COMPILED_BUCKET if self.compiled else SIZE_MULTIPLE
+
+    @property
+    def single_process(self) -> str | None:
+        """Why these options must run in one process (compiled engines compile and calibrate per process),
+        or ``None`` when several worker processes are fine."""
+        if self.compiled:
+            return "--compile, --cuda-graphs and --precision int8 work with one process"
+        return None
+
+
+def precision_name(precision: str, device_type: str) -> str:
+    """The dtype name ``precision`` means on a device of ``device_type`` (``cpu``/``cuda``), or a ConfigError.
+
+    ``auto``: float16 on CUDA, bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32. ``int8`` (x86
+    CPUs only): the convolutions' precision; the rest runs as :class:`~cartoonkit.quantize.Int8Network` decides.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device_type == "cuda":
+            return "float16"
+        return "bfloat16" if cpu_supports_fast_bf16() else "float32"
+    if precision == "float16" and device_type == "cpu":
+        raise ConfigError("precision='float16': not supported on the CPU; use bfloat16 or float32")
+    if precision == "int8":
+        if device_type != "cpu":
+            raise ConfigError(f"precision='int8': CPU only (oneDNN int8 kernels); on {device_type} use auto or "
+                              "float16")
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            raise ConfigError(f"precision='int8': needs an x86-64 CPU (oneDNN's int8 kernels), this is "
+                              f"{platform.machine()}; use auto")
+    return precision
+
+
+def bucket_shape(height: int, width: int, bucket: int) -> tuple[int, int]:
+    """The padded shape a ``height x width`` image runs at: each side rounded up to ``bucket``."""
+    return -(-height // bucket) * bucket, -(-width // bucket) * bucket
