@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cartoonkit.batch import REPORT_FILE
+from cartoonkit.folder import REPORT_FILE
 from cartoonkit.cli import main
 
 

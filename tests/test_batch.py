@@ -21,8 +21,8 @@ from cli_helpers import image_files, run_cli, temporary_files
 from PIL import Image
 
 from cartoonkit import CartoonConfig, OutputError
-from cartoonkit import batch as batch_module
-from cartoonkit.batch import JOURNAL_FILE, LOCK_FILE, REPORT_FILE, STATE_FILE, run_batch
+from cartoonkit.folder import stream as stream_module
+from cartoonkit.folder import JOURNAL_FILE, LOCK_FILE, REPORT_FILE, STATE_FILE, run_folder
 from cartoonkit.cli import main
 from cartoonkit.imageio import read_image
 
@@ -130,13 +130,13 @@ def test_per_file_errors(capsys, tree, tmp_path):
 def test_process_many_equals_process(cartoonizer, shared_images, monkeypatch):
     images = [read_image(shared_images / name) for name in [*PORTRAITS, *OTHERS]]
     sizes = []
-    real = cartoonizer.cartoonize_batch
+    real = cartoonizer.run_network
 
     def spy(photos, *args, **kwargs):
         sizes.append(len(photos))
         return real(photos, *args, **kwargs)
 
-    monkeypatch.setattr(cartoonizer, "cartoonize_batch", spy)
+    monkeypatch.setattr(cartoonizer, "run_network", spy)
     together = cartoonizer.process_many(images, CONFIG, max_batch=8)
     assert sorted(sizes) == [1, 1, 4]  # the four portraits (three sizes of image) ran as one batch
     for image, result in zip(images, together, strict=True):
@@ -163,7 +163,7 @@ def test_process_many_keeps_alpha_and_order(cartoonizer):
 
 def test_batch_results_equal_single_photo_results(cartoonizer, tree, tmp_path):
     out = tmp_path / "out"
-    report = run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, batch_size=8, progress=False)
+    report = run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, batch_size=8, progress=False)
     assert report.done == 6 and not report.failed
     for name in EXPECTED:
         source = next(tree.rglob(Path(name).stem + ".*"))
@@ -196,7 +196,7 @@ def test_existing_outputs_are_kept_unless_overwrite(capsys, cartoonizer, tree, t
 
 def test_resume_with_other_settings_is_refused(capsys, cartoonizer, tree, tmp_path):
     out = tmp_path / "out"
-    run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False)
+    run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False)
     before = image_files(out)
     for extra in (["--resume"], []):
         code, stdout, stderr = run_cli(capsys, "batch", tree, "-o", out, "--device", "cpu", "--resolution", "320",
@@ -228,7 +228,7 @@ def test_leftover_temporary_files_are_removed(cartoonizer, tree, tmp_path):
     unrelated = [out / ".keep", out / "a" / "notes.tmp"]
     for path in unrelated:
         path.write_text("mine")
-    report = run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False)
+    report = run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False)
     assert report.done == 6
     assert not any(path.exists() for path in leftovers)
     assert all(path.read_text() == "mine" for path in unrelated)
@@ -240,8 +240,8 @@ def test_one_batch_at_a_time_per_output_folder(cartoonizer, tree, tmp_path):
     with open(out / LOCK_FILE, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(OutputError, match="another cartoonkit batch"):
-            run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False)
-    assert run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False).done == 6
+            run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False)
+    assert run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False).done == 6
 
 
 def test_bad_arguments(capsys, tree, tmp_path):
@@ -278,7 +278,7 @@ def test_symbolic_links_and_loops(cartoonizer, tree, tmp_path, shared_images):
     (tree / "alias.jpg").symlink_to(tree / "a" / PORTRAITS[1])        # a file inside IN: processed
     (tree / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
     out = tmp_path / "out"
-    report = run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None)
+    report = run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None)
     assert set(image_files(out)) == EXPECTED | {"alias.png"}
     skipped = {Path(name).name: reason for name, reason in report.skipped}
     assert set(skipped) == {"loop", "up", "outside", "secret.jpg"}
@@ -293,7 +293,7 @@ def test_symbolic_link_in_the_output_folder_cannot_lead_outside(cartoonizer, tre
     out = tmp_path / "out"
     out.mkdir()
     (out / "a").symlink_to(elsewhere)  # OUT/a -> outside OUT
-    report = run_batch(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None)
+    report = run_folder(tree, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None)
     refused = sorted(Path(name).name for name, reason in report.failed if "outside" in reason)
     assert refused == ["wb_food16.jpg", "wb_london1.jpg", "wb_party5.jpg"]
     assert list(elsewhere.iterdir()) == []
@@ -307,7 +307,7 @@ def test_output_never_overwrites_an_input(cartoonizer, tmp_path, shared_images):
     shutil.copy(shared_images / "bf_3faces.png", src / "p.png")
     shutil.copy(shared_images / "bf_4faces.png", src / "in" / "p.png")
     before = (src / "p.png").read_bytes()
-    report = run_batch(src, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None,
+    report = run_folder(src, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None,
                        overwrite=True)
     assert (src / "p.png").read_bytes() == before
     assert [(name, "overwrite an input" in reason) for name, reason in report.failed] == [(str(src / "in/p.png"), True)]
@@ -320,7 +320,7 @@ def test_same_stem_is_a_collision(cartoonizer, tmp_path, shared_images):
     shutil.copy(shared_images / PORTRAITS[0], src / "a.jpg")
     shutil.copy(shared_images / "bf_3faces.png", src / "a.png")
     out = tmp_path / "out"
-    report = run_batch(src, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None)
+    report = run_folder(src, out, CONFIG, cartoonizer=cartoonizer, progress=False, echo=lambda line: None)
     assert report.done == 1 and len(report.failed) == 1
     name, reason = report.failed[0]
     assert name.endswith("a.png") and "already the output of" in reason
@@ -341,7 +341,7 @@ def test_output_folder_inside_input_is_not_read_as_input(capsys, tree):
 
 def fill_disk_after(monkeypatch, writes: int) -> None:
     """Image writes fail with ENOSPC after ``writes`` of them (the report and state still get written)."""
-    real = batch_module.write_atomic
+    real = stream_module.write_atomic
     count = {"n": 0}
 
     def fake(path, data):
@@ -352,7 +352,7 @@ def fill_disk_after(monkeypatch, writes: int) -> None:
                     errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(batch_module, "write_atomic", fake)
+    monkeypatch.setattr(stream_module, "write_atomic", fake)
 
 
 def test_disk_full_stops_cleanly_and_resume_finishes(capsys, monkeypatch, tree, tmp_path):
@@ -423,7 +423,7 @@ def test_kill_9_at_several_points_then_resume(cartoonizer, shared_images, tmp_pa
     command = [sys.executable, "-m", "cartoonkit", "-q", "batch", str(src), "--device", "cpu", "--batch-size", "1",
                *SMALL]
     reference = tmp_path / "reference"  # uninterrupted, in this process: same device, precision and threads
-    assert run_batch(src, reference, CONFIG, cartoonizer=cartoonizer, batch_size=1, progress=False).done == total
+    assert run_folder(src, reference, CONFIG, cartoonizer=cartoonizer, batch_size=1, progress=False).done == total
 
     out = tmp_path / "out"
     for more, extra in ((1, []), (2, ["--resume"])):  # kill after the first output, then 2 more into a resume
@@ -477,11 +477,11 @@ def test_workers_on_cuda_are_refused(capsys, tree, tmp_path):
 def test_gpu_batch_decodes_and_encodes_on_the_gpu(tree, tmp_path, models_dir):
     from cartoonkit import Cartoonizer
 
-    ck = Cartoonizer(device="cuda")
+    ck = Cartoonizer.from_pretrained(device="cuda")
     for fmt in ("jpg", "png"):
         out = tmp_path / fmt
         config = CartoonConfig(resolution=256, format=fmt)
-        report = run_batch(tree, out, config, cartoonizer=ck, batch_size=8, progress=False)
+        report = run_folder(tree, out, config, cartoonizer=ck, batch_size=8, progress=False)
         assert report.done == 6 and not report.failed
         assert report.gpu["decoded"] == 5  # the five JPEGs; the PNG goes through Pillow
         assert report.gpu["encoded"] == (6 if fmt == "jpg" else 0)
@@ -498,7 +498,7 @@ def test_gpu_batch_decodes_and_encodes_on_the_gpu(tree, tmp_path, models_dir):
 def test_gpu_process_many_equals_process(shared_images, models_dir):
     from cartoonkit import Cartoonizer
 
-    ck = Cartoonizer(device="cuda")
+    ck = Cartoonizer.from_pretrained(device="cuda")
     images = [read_image(shared_images / name) for name in [*PORTRAITS, *OTHERS]]
     together = ck.process_many(images, CONFIG, max_batch=8)
     for image, result in zip(images, together, strict=True):

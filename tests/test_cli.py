@@ -290,7 +290,7 @@ def test_batch_compile_needs_one_process(tmp_path, capsys):
     for flag in (["--compile"], ["--precision", "int8"]):
         code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *flag, "--workers", "2"])
         assert code == 2
-        assert "--precision int8 and --head-model work with one process" in capsys.readouterr().err
+        assert "--precision int8 work with one process" in capsys.readouterr().err
 
 
 def test_cuda_graphs_without_cuda_is_a_clear_error(tmp_path, capsys, shared_images, models_dir):
@@ -318,17 +318,14 @@ def test_models_install_yunet(models_dir, capsys):
 
 
 def test_compiled_engines_get_the_coarse_bucket():
-    import argparse
+    from cartoonkit.cli import build_parser, engine_options_from_args
+    from cartoonkit.options import COMPILED_BUCKET, bucket_shape
 
-    from cartoonkit.cli import engine_options_from_args
-    from cartoonkit.engine import COMPILED_BUCKET, bucket_shape
+    def options(*flags):
+        return engine_options_from_args(build_parser().parse_args(["run", "x.jpg", *flags]))
 
-    def options(**flags):
-        return engine_options_from_args(argparse.Namespace(**{"precision": "auto", "compile": False,
-                                                              "cuda_graphs": False, **flags}))
-
-    assert options().bucket == 4 and not options().compile
-    assert options(compile=True).bucket == options(cuda_graphs=True).bucket == COMPILED_BUCKET
+    assert options().padding == 4 and not options().compile
+    assert options("--compile").padding == options("--precision", "int8").padding == COMPILED_BUCKET
     # at 1024 px, every portrait short side from 256 to 1024 lands in one of at most 13 compiled shapes
     shapes = {bucket_shape(1024, short, COMPILED_BUCKET) for short in range(256, 1025)}
     assert len(shapes) == 13

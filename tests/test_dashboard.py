@@ -42,6 +42,13 @@ def _image_count(at) -> int:
     return len(at.get("image")) + len(at.get("imgs"))
 
 
+def _open(at, page: str):
+    """Go to a page as its link in the navigation does (each page is its own URL)."""
+    from cartoonkit.dashboard import page_file
+
+    return at.switch_page(str(page_file(page).relative_to(paths.project_root()))).run()
+
+
 @pytest.fixture
 def app(models_dir):
     at = st_testing.AppTest.from_file(APP, default_timeout=60)
@@ -80,7 +87,7 @@ def test_process_uploads_reports_a_bad_file_and_processes_the_rest(cartoonizer):
 
     good = _jpeg()
     files = [("broken.jpg", good[: len(good) // 3]), ("notes.txt", b"not an image"), ("good.jpg", good)]
-    outcomes = process_uploads(files, Settings(resolution=256, format="webp", quality=80), cartoonizer)
+    outcomes = process_uploads(files, Settings.of(resolution=256, format="webp", quality=80), cartoonizer)
     assert [o.name for o in outcomes] == ["broken.jpg", "notes.txt", "good.jpg"]
     assert outcomes[0].error.startswith("broken.jpg:") and "truncated" in outcomes[0].error
     assert outcomes[1].error.startswith("notes.txt:") and "not an image" in outcomes[1].error
@@ -95,7 +102,7 @@ def test_process_uploads_reports_a_bad_file_and_processes_the_rest(cartoonizer):
 
 def test_app_starts_on_every_page_without_exceptions(app):
     for page in ("Compare", "Performance", "Cartoonize"):
-        app.sidebar.radio(key="page").set_value(page).run()
+        _open(app, page)
         assert not app.exception, page
     assert app.sidebar.selectbox(key="model").value == "whitebox"
 
@@ -149,18 +156,19 @@ def test_preprocessing_settings_reach_the_pipeline(app, cartoonizer):
     app.button(key="run").click().run()
     assert not app.exception and not app.error
     job = app.session_state["cartoonize_job"]
-    assert job.settings.config().network_long_side == 768
-    assert (job.settings.upscale, job.settings.denoise, job.settings.beautify) == (1.5, 5, 0.5)
+    assert job.settings.config.network_long_side == 768
+    config = job.settings.config
+    assert (config.upscale, config.denoise, config.beautify) == (1.5, 5, 0.5)
     outcome, = job.results
     assert outcome.after.shape == outcome.before.shape == (341, SMALL, 3)  # back at the output size
-    plain, = process_uploads([("p.jpg", _jpeg())], Settings(resolution=SMALL), cartoonizer)
+    plain, = process_uploads([("p.jpg", _jpeg())], Settings.of(resolution=SMALL), cartoonizer)
     assert np.abs(plain.after.astype(int) - outcome.after).mean() > 1  # the options changed the cartoon
     app.sidebar.slider(key="beautify").set_value(0.0).run()
     assert "beautify 0.5 (now 0.0)" in app.warning[0].value
 
 
 def test_compare_grid_has_rows_times_cols_cells(app):
-    app.sidebar.radio(key="page").set_value("Compare").run()
+    _open(app, "Compare")
     assert app.selectbox(key="compare_columns").value == "style_weight"
     assert app.selectbox(key="compare_rows").value == "resolution"
     app.multiselect(key="compare_values_style_weight").set_value([1.0, 0.0])
@@ -185,7 +193,7 @@ def test_compare_grid_has_rows_times_cols_cells(app):
 
 
 def test_compare_any_setting_as_a_single_row(app):
-    app.sidebar.radio(key="page").set_value("Compare").run()
+    _open(app, "Compare")
     app.sidebar.selectbox(key="resolution").set_value(SMALL)
     app.selectbox(key="compare_columns").set_value("denoise").run()
     app.selectbox(key="compare_rows").set_value("none").run()
@@ -223,7 +231,7 @@ def test_process_uploads_compound_mode_times_the_head_stages(models_dir):
     from cartoonkit.samples import astronaut_path
 
     files = [("astronaut.jpg", astronaut_path().read_bytes())]
-    outcome, = process_uploads(files, Settings(mode="compound", resolution=256, device="cpu", precision="float32"))
+    outcome, = process_uploads(files, Settings.of(mode="compound", resolution=256, device="cpu", precision="float32"))
     assert outcome.error is None and outcome.after.shape == (256, 256, 3)
     assert {"detect", "align", "head_network", "paste", "encode"} <= outcome.timings.keys()
     assert "head_network" in format_timings(outcome.timings)
@@ -239,7 +247,7 @@ def test_performance_page_runs_a_short_benchmark_and_charts_it(app, tmp_path, mo
     from cartoonkit.dashboard import performance_page
 
     monkeypatch.setattr(performance_page, "RESULTS_DIR", tmp_path)  # not the checkout's bench-results/
-    app.sidebar.radio(key="page").set_value("Performance").run()
+    _open(app, "Performance")
     assert not app.exception
     assert any("torch" in c.value for c in app.code)
     titles = _chart_titles(app)
@@ -390,9 +398,9 @@ def test_settings_changes_name_what_differs_but_not_the_time_limit():
     from cartoonkit.dashboard import Settings
     from cartoonkit.dashboard.common import settings_changes
 
-    old = Settings(resolution=512, format="jpg")
-    assert settings_changes(old, Settings(resolution=512, format="jpg", time_limit_s=5)) == []
-    assert settings_changes(old, Settings(resolution=1024, format="png")) == [
+    old = Settings.of(resolution=512, format="jpg")
+    assert settings_changes(old, Settings.of(resolution=512, format="jpg", time_limit_s=5)) == []
+    assert settings_changes(old, Settings.of(resolution=1024, format="png")) == [
         "resolution 512 (now 1024)", "format jpg (now png)"]
 
 
@@ -413,7 +421,7 @@ def test_batch_zip_has_the_good_files_and_a_report_naming_the_bad_ones(cartooniz
 
     good = _jpeg()
     files = [("same.jpg", good), ("broken.jpg", good[:100]), ("same.png", _png()), ("late.jpg", good)]
-    settings = Settings(resolution=256, format="png")
+    settings = Settings.of(resolution=256, format="png")
     job = jobs.Job(total=len(files), settings=settings, labels=[name for name, _ in files])
     clock = FakeClock()
 
@@ -440,7 +448,7 @@ def test_batch_zip_has_the_good_files_and_a_report_naming_the_bad_ones(cartooniz
 def test_batch_page_uploads_to_zip_and_report(app):
     import zipfile
 
-    app.sidebar.radio(key="page").set_value("Batch").run()
+    _open(app, "Batch")
     app.sidebar.selectbox(key="resolution").set_value(SMALL)
     uploader = _uploader(app, "batch_uploads")
     uploader.set_value([("photo.jpg", _jpeg(), "image/jpeg"), ("notes.txt", b"hello", "text/plain"),
@@ -464,8 +472,8 @@ def test_batch_stop_keeps_what_an_interrupted_run_finished(app):
 
     from cartoonkit.dashboard import Outcome, Settings, jobs
 
-    app.sidebar.radio(key="page").set_value("Batch").run()
-    job = jobs.Job(total=3, settings=Settings(resolution=1024), labels=["a.jpg", "b.jpg", "c.jpg"],
+    _open(app, "Batch")
+    job = jobs.Job(total=3, settings=Settings.of(resolution=1024), labels=["a.jpg", "b.jpg", "c.jpg"],
                    results=[Outcome(name="a.jpg", data=_png(), file_name="a.png", seconds=0.2)])
     job.finished.set()  # the old run got as far as one file, then Streamlit stopped it at its progress update
     app.session_state["batch_job"] = job
@@ -509,8 +517,8 @@ def test_password_gate_refuses_every_page_until_the_right_password(models_dir, m
     monkeypatch.setenv(gate.PASSWORD_ENV, "open sesame")
     for page in PAGES:
         at = st_testing.AppTest.from_file(APP, default_timeout=60)
-        at.session_state["page"] = page
         at.run()
+        _open(at, page)
         assert not at.exception
         assert [t.value for t in at.title] == ["cartoonkit"] and len(at.text_input) == 1, page
         assert not at.sidebar.children, page   # no settings, no page picker
@@ -520,7 +528,7 @@ def test_password_gate_refuses_every_page_until_the_right_password(models_dir, m
     assert gate.UNLOCKED_KEY not in at.session_state
     at.text_input(key="gate_password").input("open sesame").run()
     assert not at.exception and not at.error and not at.text_input
-    assert at.sidebar.radio(key="page").value == PAGES[-1] and at.title[0].value == "Performance"
+    assert at.title[0].value == "Performance"  # the page asked for, once unlocked
 
 
 def test_password_gate_from_streamlit_secrets(models_dir, monkeypatch):

@@ -111,10 +111,10 @@ def test_preprocessing_variants_table(cartoonizer, photo):
 def test_swapped_channels(cartoonizer, photo):
     from cartoonkit import CartoonConfig
 
-    net_photo, _ = cartoonizer.preprocess(photo, CartoonConfig(resolution=256))
+    net_photo = cartoonizer.prepare(photo, CartoonConfig(resolution=256)).photo
     # With the network off (style weight 0) swapping and swapping back is the identity.
     assert np.array_equal(edges.cartoonize_swapped_channels(cartoonizer, net_photo, 0.0), net_photo)
-    right = cartoonizer.cartoonize_batch([net_photo], 1.0)[0].permute(1, 2, 0).numpy()
+    right = cartoonizer.run_network([net_photo], 1.0)[0].permute(1, 2, 0).numpy()
     wrong = edges.cartoonize_swapped_channels(cartoonizer, net_photo, 1.0).permute(1, 2, 0).numpy()
     assert wrong.shape == right.shape
     assert edges.colour_shift(right, wrong)["delta_e"] > 2.0

@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from cartoonkit import engine as engine_module
-from cartoonkit.bench import psnr, square_photo
+from cartoonkit import options as options_module
+from cartoonkit.bench.images import psnr, square_photo
 from cartoonkit.engine import Engine, EngineOptions, bucket_shape, resolve_precision
 from cartoonkit.errors import ConfigError
 from cartoonkit.imageio import read_image
@@ -25,15 +25,15 @@ def photos(shared_images):
 
 
 def make_engine(models_dir, **options) -> Engine:
-    return Engine(load_network(models_dir=models_dir)[0], "cpu", EngineOptions(**options))
+    return Engine(load_network(models_dir=models_dir)[0], EngineOptions(device="cpu", **options))
 
 
 def test_precision_resolution(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_precision("auto", cuda) == torch.float16
-    monkeypatch.setattr(engine_module, "cpu_supports_fast_bf16", lambda: True)
+    monkeypatch.setattr(options_module, "cpu_supports_fast_bf16", lambda: True)
     assert resolve_precision("auto", cpu) == torch.bfloat16
-    monkeypatch.setattr(engine_module, "cpu_supports_fast_bf16", lambda: False)
+    monkeypatch.setattr(options_module, "cpu_supports_fast_bf16", lambda: False)
     assert resolve_precision("auto", cpu) == torch.float32
     assert resolve_precision("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(ConfigError, match="float16.*CPU"):
@@ -118,7 +118,7 @@ def test_compiled_engine_matches_eager(models_dir, photos):
 @pytest.mark.gpu
 def test_cuda_half_precision_quality(models_dir, photos):
     reference = make_engine(models_dir, precision="float32")
-    gpu = Engine(load_network(models_dir=models_dir)[0], "cuda", EngineOptions(precision="float16"))
+    gpu = Engine(load_network(models_dir=models_dir)[0], EngineOptions(device="cuda", precision="float16"))
     for photo in photos:
         assert psnr(gpu(photo[None]).cpu(), reference(photo[None])) >= 40
 
@@ -133,8 +133,8 @@ def test_cuda_graphs_need_a_cuda_device(models_dir):
 @pytest.mark.gpu
 def test_cuda_graph_engine_matches_eager_over_repeated_shapes(models_dir, photos):
     network = load_network(models_dir=models_dir)[0]
-    eager = Engine(network, "cuda", EngineOptions(precision="float16"))
-    graphed = Engine(load_network(models_dir=models_dir)[0], "cuda", EngineOptions(precision="float16",
+    eager = Engine(network, EngineOptions(device="cuda", precision="float16"))
+    graphed = Engine(load_network(models_dir=models_dir)[0], EngineOptions(device="cuda", precision="float16",
                                                                                   cuda_graphs=True))
     a, b, _ = photos
     for x in (a[None], b[None], a[None], torch.stack([a, b])):  # replays must not reuse a stale output

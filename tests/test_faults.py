@@ -26,8 +26,8 @@ from image_builders import encode, gif_bomb, jpeg_bomb, pattern, png_bomb, tiff_
 from PIL import Image
 
 from cartoonkit import CartoonConfig
-from cartoonkit import batch as batch_module
-from cartoonkit.batch import REPORT_FILE, run_batch
+from cartoonkit.folder import stream as stream_module
+from cartoonkit.folder import REPORT_FILE, run_folder
 from cartoonkit.errors import InvalidImageError
 from cartoonkit.imageio import DEFAULT_MAX_PIXELS, ImageLimits, read_image
 from cartoonkit.network import CartoonNetwork
@@ -61,8 +61,8 @@ def eight(shared_images, tmp_path, models_dir) -> Path:
 def reads_first(monkeypatch):
     """The engine starts only once the readers have queued every photo, as on a GPU, where reading runs ahead
     of the network; so with one reader thread the batches are the same in every run (not by timing)."""
-    real_init, real_reader, real_loop = (batch_module._Pipeline.__init__, batch_module._Pipeline._reader,
-                                         batch_module._Pipeline._engine_loop)
+    real_init, real_reader, real_loop = (stream_module.Stream.__init__, stream_module.Stream._reader,
+                                         stream_module.Stream._engine_loop)
 
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
@@ -79,9 +79,9 @@ def reads_first(monkeypatch):
             assert self.readers_finished.acquire(timeout=TIMEOUT_S), "a reader never finished"
         real_loop(self)
 
-    monkeypatch.setattr(batch_module._Pipeline, "__init__", init)
-    monkeypatch.setattr(batch_module._Pipeline, "_reader", reader)
-    monkeypatch.setattr(batch_module._Pipeline, "_engine_loop", engine_loop)
+    monkeypatch.setattr(stream_module.Stream, "__init__", init)
+    monkeypatch.setattr(stream_module.Stream, "_reader", reader)
+    monkeypatch.setattr(stream_module.Stream, "_engine_loop", engine_loop)
 
 
 def memory_for(monkeypatch, images: int) -> list[int]:
@@ -200,7 +200,7 @@ def three(shared_images, tmp_path, models_dir) -> Path:
 @pytest.fixture
 def reference(cartoonizer, three, tmp_path) -> dict[str, bytes]:
     """The outputs of an uninterrupted batch of ``three``, made in this process."""
-    report = run_batch(three, tmp_path / "reference", CONFIG, cartoonizer=cartoonizer, progress=False)
+    report = run_folder(three, tmp_path / "reference", CONFIG, cartoonizer=cartoonizer, progress=False)
     assert report.done == 3
     return image_files(tmp_path / "reference")
 

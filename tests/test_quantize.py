@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cartoonkit import quantize
-from cartoonkit.bench import psnr, square_photo
+from cartoonkit.bench.images import psnr, square_photo
 from cartoonkit.cli import engine_options_from_args
 from cartoonkit.engine import COMPILED_BUCKET, Engine, EngineOptions, resolve_precision
 from cartoonkit.errors import ConfigError
@@ -28,7 +28,7 @@ def photos(shared_images):
 
 @pytest.fixture(scope="module")
 def int8_engine(models_dir):
-    return Engine(load_network(models_dir=models_dir)[0], "cpu", EngineOptions(precision="int8"))
+    return Engine(load_network(models_dir=models_dir)[0], EngineOptions(device="cpu", precision="int8"))
 
 
 def test_int8_is_x86_cpu_only_and_always_compiled(monkeypatch):
@@ -77,8 +77,8 @@ def test_every_other_convolution_is_int8(models_dir):
 
 
 def test_int8_keeps_40_db_on_real_photos(models_dir, photos, int8_engine):
-    reference = Engine(load_network(models_dir=models_dir)[0], "cpu",
-                       EngineOptions(precision="float32", channels_last=False))
+    reference = Engine(load_network(models_dir=models_dir)[0],
+                       EngineOptions(device="cpu", precision="float32", channels_last=False))
     for name, photo in zip(PHOTOS, photos, strict=True):
         quality = psnr(int8_engine(photo[None]), reference(photo[None]))
         assert 40 <= quality < 80, (name, quality)  # int8, really: far from float32's ~140 dB

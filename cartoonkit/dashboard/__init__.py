@@ -1,25 +1,39 @@
 """The Streamlit dashboard: one module per page, shared helpers in :mod:`.common`, long work in :mod:`.jobs`.
 
-Run it with ``make run`` (or ``streamlit run streamlit_app.py``).
+Run it with ``make run`` (or ``streamlit run streamlit_app.py``). Navigation is Streamlit's own multipage API
+(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/batch``, ``/compare``,
+``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
 
 from .common import Outcome, Settings, process_uploads
 
-PAGES = ("Cartoonize", "Batch", "Compare", "Performance")
+PAGES = {"Cartoonize": "cartoonize", "Batch": "batch", "Compare": "compare", "Performance": "performance"}
+"""Page title -> its file in ``pages/`` and its URL path (the first page is the landing page, at ``/``)."""
+PAGES_DIR = Path(__file__).parent / "pages"
 
-__all__ = ["PAGES", "Outcome", "Settings", "main", "process_uploads"]
+__all__ = ["PAGES", "Outcome", "Settings", "main", "page_file", "process_uploads"]
+
+
+def page_file(title: str) -> Path:
+    """The file Streamlit runs for the page called ``title``."""
+    return PAGES_DIR / f"{PAGES[title]}.py"
 
 
 def main() -> None:
-    """Draw the app: the password gate if one is set, the page picker and settings in the sidebar, then the page."""
+    """Draw the app: the password gate if one is set, else the navigation, the settings in the sidebar and the page."""
     import streamlit as st
 
-    from . import batch_page, cartoonize_page, common, compare_page, gate, performance_page
+    from . import common, gate
 
     st.set_page_config(page_title="cartoonkit", layout="wide")
     if not gate.unlocked(st):
-        return  # nothing else drawn: no sidebar, no page
-    page = st.sidebar.radio("Page", PAGES, key="page")
-    settings = common.sidebar(st)
-    {"Cartoonize": cartoonize_page.render, "Batch": batch_page.render, "Compare": compare_page.render,
-     "Performance": performance_page.render}[page](st, settings)
+        return  # nothing else drawn: no navigation, no sidebar, no page
+    pages = [st.Page(page_file(title), title=title, url_path=slug, default=index == 0)
+             for index, (title, slug) in enumerate(PAGES.items())]
+    page = st.navigation(pages)
+    common.remember_settings(st, common.sidebar(st))
+    page.run()

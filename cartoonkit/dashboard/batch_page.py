@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import asdict
 from pathlib import PurePath
 
 from . import cartoonize_page, common, jobs
@@ -53,7 +52,8 @@ def report_rows(job: jobs.Job) -> list[dict]:
 def report(job: jobs.Job) -> dict:
     """What report.json holds: the settings, how the job ended, and the per-file rows."""
     rows = report_rows(job)
-    return {"settings": asdict(job.settings) if job.settings is not None else None, "state": job.state,
+    settings = {**job.settings.flat(), "time_limit_s": job.settings.time_limit_s} if job.settings is not None else None
+    return {"settings": settings, "state": job.state,
             "message": job.message("files"), "elapsed_s": round(job.elapsed_s, 3),
             "done": sum(r["status"] == "done" for r in rows), "failed": sum(r["status"] == "failed" for r in rows),
             "not_run": sum(r["status"] == "not run" for r in rows), "files": rows}

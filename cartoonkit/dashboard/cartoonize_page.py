@@ -13,9 +13,9 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
     ``on_result(outcome, index)`` draws each photo as it is done, under the progress bar in ``area``.
     False when nothing ran."""
     try:
-        config = settings.config()  # a bad setting: one message, before any file
-        cartoonizer = common.load_cartoonizer(settings.model, settings.device, settings.precision)
-    except Exception as exc:  # a bad setting or a missing model: say so, keep the page alive
+        config = settings.config
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
+    except Exception as exc:  # a missing model or device: say so, keep the page alive
         st.error(str(exc))
         st.session_state.pop(job_key, None)
         return False

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import DENOISE_KERNELS, MAX_UPSCALE, MIN_UPSCALE, CartoonConfig
-from ..engine import PRECISIONS
+from .. import settings as declarations
+from ..config import CartoonConfig
 from ..errors import CartoonkitError
-from ..imageio import ImageLimits, extension_for, read_image
+from ..formats import ImageLimits, extension_for
+from ..imageio import read_image
+from ..options import EngineOptions
 from ..pipeline import Cartoonizer, CartoonResult
 from ..transforms import resize_to
 from ..weights import DEFAULT_MODEL, installed_models
 from . import jobs
 
-RESOLUTIONS = (512, 768, 1024, 2048)
-FORMATS = ("png", "jpg", "webp")
 MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
 MODEL_LOCK = threading.Lock()
 """Serialises use of the shared cartoonizers: sessions run in threads, and OpenCV's face detector (compound
@@ -31,28 +31,41 @@ STAGE_ORDER = ("decode", "preprocess", "network", "postprocess", "detect", "alig
 
 @dataclass(frozen=True)
 class Settings:
-    """What the sidebar chose; ``config()`` validates the cartoonization part."""
+    """What the sidebar chose: the model, the two objects that travel to the engine unchanged
+    (:class:`CartoonConfig`: the picture; :class:`EngineOptions`: how to run it) and the time limit."""
 
     model: str = DEFAULT_MODEL
-    mode: str = "full"
-    style_weight: float = 0.75
-    resolution: int = 1024
-    format: str = "png"
-    quality: int = 95
-    device: str = "auto"
-    precision: str = "auto"
-    upscale: float = 1.0   # preprocessing, see CartoonConfig
-    denoise: int = 0
-    beautify: float = 0.0
+    config: CartoonConfig = CartoonConfig()
+    engine: EngineOptions = EngineOptions()
     # Not part of what a result was made with: changing it never marks results as stale.
     time_limit_s: float = field(default=jobs.DEFAULT_TIME_LIMIT_S, compare=False)
 
-    def config(self, **changes) -> CartoonConfig:
-        values = dict(style_weight=self.style_weight, resolution=self.resolution, format=self.format,
-                      quality=self.quality, mode=self.mode, upscale=self.upscale, denoise=self.denoise,
-                      beautify=self.beautify)
-        values.update(changes)
-        return CartoonConfig(**values)
+    @classmethod
+    def of(cls, **values) -> Settings:
+        """Settings from flat names (``resolution=512, device="cpu"``), each routed to where it belongs."""
+        return cls().changed(**values)
+
+    def changed(self, **changes) -> Settings:
+        """These settings with some changed by flat name (``model``, any CartoonConfig or EngineOptions field,
+        ``time_limit_s``); a bad value raises ConfigError, an unknown name names the settings there are."""
+        config_changes = {k: v for k, v in changes.items() if k in declarations.declared(CartoonConfig)}
+        engine_changes = {k: v for k, v in changes.items() if k in declarations.declared(EngineOptions)}
+        rest = {k: v for k, v in changes.items() if k not in config_changes and k not in engine_changes}
+        own = {k: v for k, v in rest.items() if k in ("model", "time_limit_s")}
+        declarations.with_changes(self.config, {k: v for k, v in rest.items() if k not in own})  # names unknowns
+        return replace(self, config=replace(self.config, **config_changes),
+                       engine=replace(self.engine, **engine_changes), **own)
+
+    def value(self, name: str):
+        """A setting by flat name (see :meth:`changed`)."""
+        for holder in (self.config, self.engine):
+            if name in declarations.declared(holder):
+                return getattr(holder, name)
+        return getattr(self, name)
+
+    def flat(self) -> dict:
+        """Every setting by flat name, the model first: what a result was made with."""
+        return {"model": self.model, **asdict(self.config), **asdict(self.engine)}
 
 
 @dataclass
@@ -71,23 +84,18 @@ class Outcome:
     seconds: float = 0.0               # wall time of decode to encode, failures included
 
 
-def device_choices() -> list[str]:
-    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
 def model_choices() -> list[str]:
     names = [card.name for card in installed_models()]
     return names or [DEFAULT_MODEL]
 
 
-def load_cartoonizer(model: str, device: str, precision: str, head_model: str | None = None) -> Cartoonizer:
+def load_cartoonizer(model: str, engine: EngineOptions, head_model: str | None = None) -> Cartoonizer:
     """The warm model for these settings, created once per process (``st.cache_resource``)."""
-    return _cached_cartoonizer(model, device, precision, head_model)
+    return _cached_cartoonizer(model, engine, head_model)
 
 
-def _make_cartoonizer(model: str, device: str, precision: str, head_model: str | None) -> Cartoonizer:
-    return Cartoonizer(model=model, device=device, precision=precision, head_model=head_model,
-                       limits=ImageLimits())
+def _make_cartoonizer(model: str, engine: EngineOptions, head_model: str | None) -> Cartoonizer:
+    return Cartoonizer.from_pretrained(model, engine_options=engine, head_model=head_model, limits=ImageLimits())
 
 
 try:  # cached per process when Streamlit is present; plain function otherwise
@@ -108,13 +116,13 @@ def to_numpy(rgb: torch.Tensor) -> np.ndarray:
 def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoonizer,
                 config: CartoonConfig | None = None) -> Outcome:
     """Decode, cartoonize and encode one file; a problem the user caused becomes ``Outcome.error``."""
-    config = config or settings.config()
-    timings: dict[str, float] = {}
+    config = config or settings.config
     start = time.perf_counter()
     try:
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
-        timings["decode"] = time.perf_counter() - start
-        result = cartoonizer.process(decoded, config, timings)
+        decode_seconds = time.perf_counter() - start
+        result = cartoonizer.process(decoded, config)
+        result.timings = {"decode": decode_seconds, **result.timings}
         encoded = result.encode(config.format, config.quality)
         # The photo at the output's size (not the network's input: that may be upscaled and blurred).
         before = resize_to(decoded.rgb, tuple(result.rgb.shape[-2:]))
@@ -128,8 +136,8 @@ def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoon
 def process_uploads(files: list[tuple[str, bytes]], settings: Settings,
                     cartoonizer: Cartoonizer | None = None) -> list[Outcome]:
     """Process every ``(name, bytes)``; a bad file gives an error outcome and the others still run."""
-    cartoonizer = cartoonizer or load_cartoonizer(settings.model, settings.device, settings.precision)
-    config = settings.config()  # a bad setting raises ConfigError once, before any file
+    cartoonizer = cartoonizer or load_cartoonizer(settings.model, settings.engine)
+    config = settings.config
     with MODEL_LOCK:
         return [process_one(name, data, settings, cartoonizer, config) for name, data in files]
 
@@ -144,8 +152,9 @@ def format_timings(timings: dict[str, float]) -> str:
 
 def settings_changes(old: Settings, new: Settings) -> list[str]:
     """``["resolution 1024 (now 512)", ...]``: what differs between the settings of a result and the current ones."""
-    return [f"{f.name.replace('_', ' ')} {getattr(old, f.name)} (now {getattr(new, f.name)})"
-            for f in fields(Settings) if f.compare and getattr(old, f.name) != getattr(new, f.name)]
+    before, now = old.flat(), new.flat()
+    return [f"{name.replace('_', ' ')} {before[name]} (now {now[name]})"
+            for name in now if before.get(name) != now[name]]
 
 
 def sample_files() -> list[tuple[str, bytes]]:
@@ -155,40 +164,72 @@ def sample_files() -> list[tuple[str, bytes]]:
 
 
 def sidebar(st) -> Settings:
-    """Draw the settings in the sidebar and return them."""
+    """Draw the settings in the sidebar and return them: the model, then one widget per declared setting of
+    :class:`CartoonConfig` and :class:`EngineOptions` (see :func:`draw_settings`), then the time limit."""
     sb = st.sidebar
     sb.header("Settings")
     model = sb.selectbox("Model", model_choices(), key="model")
-    mode = sb.radio("Mode", ["full", "compound"], key="mode", horizontal=True,
-                    help="compound: a background pass plus one aligned pass per face")
-    style_weight = sb.slider("Style weight", 0.0, 1.0, 0.75, 0.05, key="style_weight",
-                             help="0 = the photo, 1 = the full cartoon")
-    resolution = sb.selectbox("Resolution (long side, px)", RESOLUTIONS, index=RESOLUTIONS.index(1024),
-                              key="resolution")
-    fmt = sb.selectbox("Output format", FORMATS, key="format")
-    quality = sb.slider("Quality (jpg/webp)", 1, 100, 95, key="quality", disabled=fmt == "png")
-    pre = sb.expander("Preprocessing")
-    upscale = pre.slider("Upscale", MIN_UPSCALE, MAX_UPSCALE, 1.0, 0.1, key="upscale",
-                         help="The network runs at resolution x upscale and its result is resized back")
-    denoise = pre.select_slider("Denoise (blur kernel)", DENOISE_KERNELS, value=0, key="denoise",
-                                help="Gaussian blur of the photo before the network; 0 = off")
-    beautify = pre.slider("Beautify", 0.0, 1.0, 0.0, 0.05, key="beautify",
-                          help="Strength of an edge-preserving (bilateral) smoothing of the cartoon")
-    device = sb.selectbox("Device", device_choices(), key="device")
-    precision = sb.selectbox("Precision", PRECISIONS, key="precision",
-                             help="auto: float16 on CUDA, bfloat16 on CPUs with fast bf16, else float32; "
-                                  "int8: CPU only, the fastest there (about 45 dB from float32); its first "
-                                  "run per image shape compiles for 10-30 s")
+    chosen: dict = {}
+    sections: dict = {}
+    config = CartoonConfig(**draw_settings(sb, CartoonConfig, chosen, sections))
+    engine = EngineOptions(**draw_settings(sb, EngineOptions, chosen, sections))
     time_limit = sb.number_input("Time limit per request (s)", min_value=jobs.MIN_TIME_LIMIT_S,
                                  max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
                                  help=f"Long work stops between files once past it; default from {jobs.TIME_LIMIT_ENV}")
     sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
                "images over 64 megapixels are refused.")
-    return Settings(model=model, mode=mode, style_weight=float(style_weight), resolution=int(resolution),
-                    format=fmt, quality=int(quality), device=device, precision=precision,
-                    upscale=round(float(upscale), 2), denoise=int(denoise), beautify=round(float(beautify), 2),
-                    time_limit_s=float(time_limit))
+    return Settings(model=model, config=config, engine=engine, time_limit_s=float(time_limit))
+
+
+SETTINGS_KEY = "sidebar_settings"
+
+
+def remember_settings(st, settings: Settings) -> None:
+    """Keep this run's sidebar settings for the page that runs next (a page is its own script file)."""
+    st.session_state[SETTINGS_KEY] = settings
+
+
+def current_settings(st) -> Settings:
+    """The sidebar settings of this run (the defaults when a page runs without the app around it)."""
+    return st.session_state.get(SETTINGS_KEY) or Settings()
+
+
+def draw_settings(where, cls, chosen: dict, sections: dict | None = None) -> dict:
+    """One widget per declared setting of ``cls`` that has a :class:`~cartoonkit.settings.Widget`, keyed by the
+    setting's name, in declaration order; returns ``{name: value}`` (and adds them to ``chosen``, which
+    ``enabled_when`` predicates read). Settings without a widget keep their defaults."""
+    sections = {} if sections is None else sections
+    values = {}
+    for name, (spec, default) in declarations.declared(cls).items():
+        widget = spec.widget
+        if widget is None:
+            continue
+        if widget.section is None:
+            place = where
+        else:
+            place = sections.get(widget.section) or sections.setdefault(widget.section, where.expander(widget.section))
+        options = widget.options() if callable(widget.options) else (widget.options or spec.choices)
+        disabled = widget.enabled_when is not None and not widget.enabled_when(chosen)
+        common = dict(key=name, help=spec.help, disabled=disabled)
+        if widget.kind == "slider":
+            value = place.slider(widget.label, spec.kind(spec.low), spec.kind(spec.high), default,
+                                 spec.kind(widget.step), **common)
+        elif widget.kind == "select":
+            value = place.selectbox(widget.label, options, index=list(options).index(default), **common)
+        elif widget.kind == "radio":
+            value = place.radio(widget.label, options, index=list(options).index(default), horizontal=True,
+                                **common)
+        elif widget.kind == "select_slider":
+            value = place.select_slider(widget.label, options, value=default, **common)
+        else:
+            raise ValueError(f"{name}: unknown widget kind {widget.kind!r}")
+        if spec.kind is float:
+            value = round(float(value), 2)  # slider steps drift (1.2000000000000002)
+        elif spec.kind is int:
+            value = int(value)
+        values[name] = chosen[name] = value
+    return values
 
 
 # --------------------------------------------------------------------------- long work on a page

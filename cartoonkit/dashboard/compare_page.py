@@ -7,7 +7,7 @@ Any of the sidebar's settings can be an axis (style weight x resolution, model x
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 
 from .. import analysis
 from ..imageio import DecodedImage, encode_image, read_image
+from ..options import PRECISIONS
 from . import common
 
 STYLE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -35,7 +36,7 @@ def value_text(setting: str, value) -> str:
 
 @dataclass(frozen=True)
 class Axis:
-    """A setting a grid can vary: a :class:`common.Settings` field, the values offered and preselected."""
+    """A setting a grid can vary (a flat name of :class:`common.Settings`), the values offered and preselected."""
 
     field: str
     label: str
@@ -45,7 +46,7 @@ class Axis:
 
 def axes() -> dict[str, Axis]:
     """Every setting the grid can vary, with the values that make sense on this machine."""
-    precisions = tuple(p for p in common.PRECISIONS if p != "float16" or torch.cuda.is_available())
+    precisions = tuple(p for p in PRECISIONS if p != "float16" or torch.cuda.is_available())
     models = tuple(common.model_choices())
     return {axis.field: axis for axis in (
         Axis("style_weight", "Style weight", STYLE_WEIGHTS, (0.5, 0.75, 0.9)),
@@ -79,10 +80,10 @@ def cell_settings(columns: tuple[str, list], rows: tuple[str, list] | None = Non
 
 def make_cell(decoded: DecodedImage, changes: dict, settings: common.Settings) -> Cell:
     """One cell: the sidebar's settings with this cell's ``changes``; the model for them is loaded once."""
-    chosen = replace(settings, **changes)
-    cartoonizer = common.load_cartoonizer(chosen.model, chosen.device, chosen.precision)
+    chosen = settings.changed(**changes)
+    cartoonizer = common.load_cartoonizer(chosen.model, chosen.engine)
     start = time.perf_counter()
-    result = cartoonizer.process(decoded, chosen.config())
+    result = cartoonizer.process(decoded, chosen.config)
     return Cell(tuple(changes.items()), common.to_numpy(result.rgb), time.perf_counter() - start)
 
 
@@ -114,7 +115,7 @@ def render(st, settings: common.Settings) -> None:
     row_values = _values(right, every[row_axis]) if row_axis != NO_AXIS else None
     varied = [column_axis] + ([row_axis] if row_axis != NO_AXIS else [])
     st.caption("Everything else comes from the sidebar: "
-               + ", ".join(f"{k.replace('_', ' ')} {getattr(settings, k)}" for k in every if k not in varied) + ".")
+               + ", ".join(f"{k.replace('_', ' ')} {settings.value(k)}" for k in every if k not in varied) + ".")
     run, stop = common.run_buttons(st, "Compare", "compare_run", "compare_stop")
     common.settle(st, JOB_KEY, stop)  # the job of an earlier run this click replaced
     if run:
@@ -158,8 +159,8 @@ def start(st, name: str, data: bytes, columns: tuple[str, list], rows: tuple[str
     cells = cell_settings(columns, rows)
     try:
         for changes in cells:  # a bad setting: one message, before any cell
-            replace(settings, **changes).config()
-        cartoonizer = common.load_cartoonizer(settings.model, settings.device, settings.precision)
+            settings.changed(**changes)
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
     except Exception as exc:  # bad image, bad setting or missing model: the message names it
         st.error(str(exc))
@@ -176,4 +177,4 @@ def grid_relevant(settings: common.Settings, varied: tuple[str, ...] = ()) -> co
     """The sidebar settings that matter to a grid: not the ones its axes vary, and not the output format
     (the grid is a PNG)."""
     defaults = common.Settings()
-    return replace(settings, format="png", quality=95, **{k: getattr(defaults, k) for k in varied})
+    return settings.changed(format="png", quality=95, **{k: defaults.value(k) for k in varied})

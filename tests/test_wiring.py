@@ -1,0 +1,231 @@
+"""The wiring: one settings path, one chain, a composable Cartoonizer, the process rules and a light start-up.
+
+Each test pins a way the old wiring went wrong (see docs/architecture.md): a setting missing from one of its
+seven copies, a resume fingerprint that disagreed with the engine, rules that only the CLI knew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from cartoonkit import CartoonConfig, ConfigError, EngineOptions
+from cartoonkit.cli import build_parser, main
+from cartoonkit.folder import STATE_FILE, run_folder
+from cartoonkit.folder.state import fingerprint
+from cartoonkit.imageio import read_image
+from cartoonkit.settings import Widget, add_arguments, declared, fingerprint_values, flag, setting
+
+RES = 256
+
+
+# --------------------------------------------------------------------------- one settings path
+
+
+@dataclass(frozen=True)
+class _WithGrain(CartoonConfig):
+    """CartoonConfig plus one new setting, declared the one way settings are declared."""
+
+    grain: float = setting(0.0, float, "film grain strength, 0-1", low=0.0, high=1.0,
+                           widget=Widget("slider", "Grain", step=0.1))
+
+
+class _RecordingSidebar:
+    """Stands in for ``st.sidebar``: records the widgets drawn and answers with their defaults."""
+
+    def __init__(self):
+        self.widgets: dict[str, str] = {}
+
+    def expander(self, label):
+        return self
+
+    def _widget(self, kind):
+        def draw(label, *args, key, help, disabled, **kwargs):
+            self.widgets[key] = kind
+            if kind == "slider":
+                return args[2]
+            if kind in ("selectbox", "radio"):
+                return args[0][kwargs["index"]]
+            return kwargs["value"]
+        return draw
+
+    def __getattr__(self, kind):
+        return self._widget(kind)
+
+
+def test_a_setting_declared_once_reaches_the_cli_the_dashboard_and_the_fingerprint():
+    from cartoonkit.dashboard.common import draw_settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, _WithGrain)
+    args = parser.parse_args(["--grain", "0.5"])
+    assert args.grain == 0.5 and "film grain" in parser.format_help()
+    with pytest.raises(ConfigError, match="grain=2.0: out of range"):
+        _WithGrain(grain=2.0)
+    assert fingerprint_values(_WithGrain(grain=0.5))["grain"] == 0.5
+    sidebar = _RecordingSidebar()
+    values = draw_settings(sidebar, _WithGrain, {})
+    assert sidebar.widgets["grain"] == "slider" and values["grain"] == 0.0
+    assert _WithGrain(**values) == _WithGrain()  # the widgets' defaults are the declared ones
+
+
+def test_every_declared_setting_is_a_flag_a_widget_and_in_the_fingerprint(models_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from cartoonkit import paths
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["batch"].format_help()
+    config_names = list(declared(CartoonConfig))
+    assert "face_size" in config_names
+    for name in config_names + ["device", "precision", "compile", "cuda_graphs"]:
+        assert flag(name) in help_text, name
+    card = argparse.Namespace(name="m", weights_sha256="0")
+    assert set(config_names) <= set(fingerprint(CartoonConfig(), card, {"float32"}, 4))
+    at = AppTest.from_file(str(paths.project_root() / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    keys = {w.key for kind in ("slider", "selectbox", "radio", "select_slider") for w in at.sidebar.get(kind)}
+    assert set(config_names) | {"device", "precision"} <= keys, set(config_names) - keys
+
+
+def test_face_size_from_the_dashboard_reaches_the_config(models_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from cartoonkit import paths
+    from cartoonkit.dashboard import common
+
+    at = AppTest.from_file(str(paths.project_root() / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    assert at.sidebar.slider(key="face_size").disabled  # only means something in compound mode
+    at.sidebar.radio(key="mode").set_value("compound").run()
+    at.sidebar.slider(key="face_size").set_value(256).run()
+    assert not at.exception
+    settings = at.session_state[common.SETTINGS_KEY]
+    assert (settings.config.mode, settings.config.face_size) == ("compound", 256)
+
+
+def test_each_dashboard_page_has_its_own_url(models_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from cartoonkit import paths
+    from cartoonkit.dashboard import PAGES, page_file
+
+    at = AppTest.from_file(str(paths.project_root() / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    titles = {"Cartoonize": "Cartoonize", "Batch": "Batch", "Compare": "Compare settings",
+              "Performance": "Performance"}
+    for page in PAGES:
+        at.switch_page(str(page_file(page).relative_to(paths.project_root()))).run()
+        assert not at.exception and at.title[0].value == titles[page], page
+    assert len(set(PAGES.values())) == len(PAGES)
+
+
+# --------------------------------------------------------------------------- fingerprint and process rules
+
+
+def test_the_int8_fingerprint_through_the_api_resumes_from_the_cli(capsys, tmp_path, models_dir):
+    empty = tmp_path / "in"
+    empty.mkdir()
+    for out, kwargs in ((tmp_path / "options", {}), (tmp_path / "warm", {"warm": True})):
+        if kwargs:
+            from cartoonkit import Cartoonizer
+
+            ck = Cartoonizer.from_pretrained(device="cpu", precision="int8")  # calibrates, compiles nothing yet
+            run_folder(empty, out, CartoonConfig(resolution=RES), cartoonizer=ck, progress=False)
+            assert ck.engine.bucket == 64
+        else:
+            run_folder(empty, out, CartoonConfig(resolution=RES), engine_options=EngineOptions(precision="int8"),
+                       progress=False)
+        recorded = json.loads((out / STATE_FILE).read_text())["settings"]
+        assert (recorded["precision"], recorded["bucket"]) == ("int8", 64), out
+        code = main(["-q", "batch", str(empty), "-o", str(out), "--resume", "--precision", "int8",
+                     "--resolution", str(RES)])
+        assert code == 0, capsys.readouterr().err
+        code = main(["-q", "batch", str(empty), "-o", str(out), "--resume", "--resolution", str(RES)])
+        assert code == 2 and "other settings" in capsys.readouterr().err  # bfloat16/float32, bucket 4
+
+
+@pytest.mark.parametrize("kwargs", [{"workers": 2}, {"devices": ["cpu", "cpu"]}])
+@pytest.mark.parametrize("options", [EngineOptions(precision="int8"), EngineOptions(compile=True)])
+def test_the_process_rule_holds_through_the_api(tmp_path, kwargs, options):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(ConfigError, match="work with one process"):
+        run_folder(tmp_path / "in", tmp_path / "out", engine_options=options, progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+# --------------------------------------------------------------------------- the public object and its chain
+
+
+def test_call_takes_every_setting(cartoonizer, shared_images):
+    path = shared_images / "wb_actress2.jpg"
+    cartoon = cartoonizer(path, mode="compound", upscale=1.2, resolution=RES)
+    config = CartoonConfig(mode="compound", upscale=1.2, resolution=RES)
+    expected = cartoonizer.process(read_image(path), config)
+    assert np.array_equal(cartoon, expected.rgb.permute(1, 2, 0).numpy())
+    assert any("compound mode: 1 face(s)" in note for note in expected.notes)
+    assert np.array_equal(cartoonizer(path, CartoonConfig(resolution=RES), style_weight=0.0),
+                          cartoonizer(path, resolution=RES, style_weight=0.0))
+    with pytest.raises(ConfigError, match="unknown setting.*colour"):
+        cartoonizer(path, colour="red")
+    with pytest.raises(ConfigError, match="upscale=3.0"):
+        cartoonizer(path, upscale=3.0)
+
+
+def test_the_chain_times_faces_as_their_own_stages(cartoonizer, shared_images, tmp_path):
+    result = cartoonizer.process(read_image(shared_images / "wb_party7.jpg"),
+                                 CartoonConfig(mode="compound", resolution=RES, face_size=128))
+    stages = {"preprocess", "network", "detect", "align", "head_network", "paste", "postprocess"}
+    assert stages <= set(result.timings)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "party.jpg").write_bytes((shared_images / "wb_party7.jpg").read_bytes())
+    report = run_folder(tmp_path / "in", tmp_path / "out", CartoonConfig(mode="compound", resolution=RES,
+                                                                          face_size=128),
+                        cartoonizer=cartoonizer, progress=False)
+    assert report.done == 1 and report.seconds["faces"] > 0 and report.seconds["network"] > 0
+    assert any(name.endswith("party.jpg") and "face(s)" in note for name, note in report.notes)  # now reported
+
+
+class _NoFaces:
+    def detect(self, rgb):
+        from cartoonkit.faces import DetectionResult
+
+        return DetectionResult(faces=[], skipped_small=0, skipped_low_score=0)
+
+
+def test_cartoonizer_is_composed_of_parts(cartoonizer, shared_images):
+    from cartoonkit import Cartoonizer
+
+    made = []
+
+    def head_factory():
+        made.append(True)
+        return cartoonizer.engine
+
+    ck = Cartoonizer(cartoonizer.engine, head_engine=head_factory, face_detector=_NoFaces(),
+                     model_card=cartoonizer.model_card)
+    decoded = read_image(shared_images / "wb_actress2.jpg")
+    full = ck.process(decoded, CartoonConfig(resolution=RES))
+    assert not made  # the head engine is only made for a compound photo
+    compound = ck.process(decoded, CartoonConfig(resolution=RES, mode="compound"))
+    assert made == [True] and any("no face found" in note for note in compound.notes)
+    assert torch.equal(full.rgb, compound.rgb)  # no face: the plain result
+    assert torch.equal(full.rgb, cartoonizer.process(decoded, CartoonConfig(resolution=RES)).rgb)
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def test_the_command_line_parses_without_importing_torch():
+    code = ("import sys; from cartoonkit.cli import build_parser; build_parser().parse_args(['run', 'x.jpg']); "
+            "import cartoonkit; heavy = [m for m in ('torch', 'torchvision', 'PIL', 'cv2', 'numpy') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
