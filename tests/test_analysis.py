@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from cartoonkit.analysis import batching, formats, quality, resolution, spectra
-from cartoonkit.bench import PeakMemory, format_table, model_grid
+from cartoonkit.bench.memory import PeakMemory
+from cartoonkit.bench.results import format_table
+from cartoonkit.bench.run import model_grid
 from cartoonkit.config import CartoonConfig
 from cartoonkit.imageio import encode_image, read_image
 from cartoonkit.transforms import blend_to_uint8

@@ -7,7 +7,9 @@ import json
 import pytest
 import torch
 
-from cartoonkit.bench import conv_flops, format_table, psnr, run_benchmarks
+from cartoonkit.bench.images import psnr
+from cartoonkit.bench.results import BenchResult, BenchRow, CompoundRow, format_table
+from cartoonkit.bench.run import conv_flops, run_benchmarks
 
 
 def test_conv_flops_matches_hand_count():
@@ -44,3 +46,37 @@ def test_run_benchmarks_writes_rows_and_json(models_dir, shared_images, tmp_path
     assert eager["psnr_vs_fp32"] == float("inf")  # the reference against itself
     assert saved["gflop_per_image"] == {"256": 16.3}
     assert "| eager-fp32 | model | 256 |" in format_table(saved)
+    assert BenchResult.from_json(saved).to_json() == saved  # what it wrote is what the schema reads
+
+
+OLD_ROW = {"variant": "eager-fp32", "name": "model", "resolution": 512, "batch": 2, "ms_per_image": 50.0,
+           "images_per_second": 20.0, "precision": "float32", "psnr_vs_fp32": float("inf"), "repeats": 5,
+           "images": 2, "flop_fraction": None}  # written before peak_memory_mb, with the field since removed
+
+
+def test_result_schema_round_trips_and_reads_older_files():
+    result = BenchResult(machine="m", torch="2.x", photos=["a.jpg"], gflop_per_image={"512": 65.2},
+                         checks={"onnx_max_abs_diff_512": 1e-5},
+                         rows=[BenchRow("eager-fp32", "model", 512, 1, 10.0, 100.0, "float32", 40.0, 3, 1, 12.5)],
+                         compound=[CompoundRow("p.jpg", "1", 512, 80.0, {"network": 0.5, "detect": 0.5}, ["n"])])
+    data = json.loads(json.dumps(result.to_json()))
+    assert set(data) == {"machine", "torch", "photos", "gflop_per_image", "checks", "rows", "compound"}
+    assert BenchResult.from_json(data) == result
+    old = BenchResult.from_json({"machine": "m", "rows": [OLD_ROW]})
+    assert old.rows == [BenchRow("eager-fp32", "model", 512, 2, 50.0, 20.0, "float32", float("inf"), 5, 2)]
+    assert "flop_fraction" not in old.to_json()["rows"][0]
+    assert "| eager-fp32 | model | 512 | 2 | float32 | 50.0 | 20.00 | inf |  |" in format_table({"rows": [OLD_ROW]})
+
+
+def test_result_schema_drops_only_what_it_cannot_use():
+    data = {"machine": 3, "photos": "oops", "gflop_per_image": {"256": 16.3, "512": "?"}, "checks": [],
+            "rows": [{"variant": "tflite-cpu", "resolution": 224.0, "images_per_second": 4.0, "batch": True},
+                     {"variant": "x", "resolution": 512, "ms_per_image": -1}, {"variant": "y", "ms_per_image": 1},
+                     {"variant": "z", "resolution": 256, "ms_per_image": float("nan")}, None],
+            "compound": [{"share": {"network": 1, "paste": None}, "resolution": "big"}, {"photo": "no share"}]}
+    result = BenchResult.from_json(data)
+    assert (result.machine, result.photos, result.gflop_per_image, result.checks) == ("3", [], {"256": 16.3}, {})
+    assert result.rows == [BenchRow("tflite-cpu", "model", 224, 1, 250.0, 4.0)]
+    assert result.compound == [CompoundRow("?", "", None, None, {"network": 1.0})]
+    assert BenchResult.from_json([1, 2]) == BenchResult() == BenchResult.from_json(None)
+    assert "| ? |  |  |  |" in format_table(data)  # a compound entry without times still prints

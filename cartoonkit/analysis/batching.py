@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bench import square_photo
+from ..bench.images import square_photo
 from ..config import CartoonConfig
 from ..imageio import read_image
 from ..imagetypes import to_decoded

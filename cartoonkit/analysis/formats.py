@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..bench import median_seconds
 from ..imageio import encode_image, normalise_format, read_image
+from ..timing import median_seconds
 from .quality import psnr
 
 _CPU = torch.device("cpu")  # the codecs run on the CPU

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..bench import median_seconds
 from ..config import CartoonConfig
+from ..timing import median_seconds
 from .quality import compare_at
 
 

@@ -2,8 +2,8 @@
 
 :func:`run_walkthrough` times, in one process on the same photos, the path a photo takes from a JPEG
 file to a PNG file as each optimisation is switched on in turn, with the functions of
-:mod:`cartoonkit.bench` (the naive pipeline of :mod:`cartoonkit.peers`, ``bench_end_to_end`` for the
-engine switches of :data:`cartoonkit.bench.VARIANTS`) and :func:`cartoonkit.batch.run_batch` for the
+:mod:`cartoonkit.bench.run` (the naive pipeline of :mod:`cartoonkit.peers`, ``bench_end_to_end`` for the
+engine switches of :data:`cartoonkit.bench.variants.VARIANTS`) and :func:`cartoonkit.batch.run_batch` for the
 pipelined folder runner. Every row says what was timed *before* and *after* its step, so each gain is
 measured, not inferred. The GPU-only steps (nvJPEG codecs, CUDA graphs) are measured on their own,
 before and after, and are reported as skipped without a CUDA device.
@@ -20,13 +20,15 @@ from pathlib import Path
 
 import torch
 
-from ..bench import VARIANTS, bench_end_to_end, bench_model, median_seconds
+from ..bench.run import bench_end_to_end, bench_model
+from ..bench.variants import VARIANTS
 from ..config import CartoonConfig
 from ..engine import EngineOptions, resolve_device
 from ..fileio import write_atomic
 from ..imageio import read_image
 from ..pipeline import Cartoonizer
 from ..samples import sample_photos
+from ..timing import median_seconds
 
 END_TO_END = "end to end: JPEG file in, PNG file out, ms per photo"
 

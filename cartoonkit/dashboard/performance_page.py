@@ -1,17 +1,20 @@
 """Performance page: this machine, a short benchmark run here, and charts of benchmarks/*.json and those runs.
 
-Rows are read leniently: a JSON file (hand-written, older, cut short) missing a field loses that row or that chart,
-never the page. The charts are built by plain functions (plotly figures, no Streamlit).
+Results are read through :class:`~cartoonkit.bench.results.BenchResult`, leniently: a JSON file (hand-written,
+older, cut short) missing a field loses that row or that chart, never the page. The charts are built by plain
+functions (plotly figures, no Streamlit).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .. import hardware, paths
+from ..bench.results import BenchResult, save_json
+from ..bench.variants import VARIANTS
 from . import common
 
 RUNS_KEY = "performance_runs"  # benchmark results run from this page in this session
@@ -29,47 +32,18 @@ def results_dir() -> Path:
     return root / "bench-results" if root else paths.cache_dir() / "bench-results"
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def normalize_row(row, file: str, machine: str) -> dict | None:
-    """A benchmark row with the fields the charts use, or None when it lacks variant, resolution or a time."""
-    if not isinstance(row, dict) or not isinstance(row.get("variant"), str):
-        return None
-    resolution, ms = _number(row.get("resolution")), _number(row.get("ms_per_image"))
-    ips = _number(row.get("images_per_second"))
-    if resolution is None or (ms is None and not ips):
-        return None
-    ms = ms if ms is not None else 1000.0 / ips
-    if ms <= 0:
-        return None
-    batch = _number(row.get("batch")) or 1
-    return {**row, "name": str(row.get("name", "model")), "resolution": int(resolution), "batch": int(batch),
-            "ms_per_image": ms, "images_per_second": ips or 1000.0 / ms, "file": file, "machine": machine}
-
-
 def read_results(result: dict, file: str) -> tuple[list[dict], list[dict]]:
-    """(rows, compound entries) of one benchmark result."""
-    if not isinstance(result, dict):
-        return [], []
-    machine = str(result.get("machine", ""))
-    raw_rows = result.get("rows") if isinstance(result.get("rows"), list) else []
-    rows = [r for r in (normalize_row(raw, file, machine) for raw in raw_rows) if r is not None]
-    compound = []
-    raw_compound = result.get("compound") if isinstance(result.get("compound"), list) else []
-    for entry in raw_compound:
-        if isinstance(entry, dict) and isinstance(entry.get("share"), dict):
-            share = {k: v for k, v in entry["share"].items() if _number(v) is not None}
-            compound.append({"photo": str(entry.get("photo", "?")), "faces": str(entry.get("faces", "")),
-                             "resolution": entry.get("resolution", ""), "share": share, "file": file})
+    """(rows, compound entries) of one benchmark result's JSON, as dicts for the charts (with ``file``; rows with
+    ``machine`` too)."""
+    parsed = BenchResult.from_json(result)
+    rows = [{**asdict(row), "file": file, "machine": parsed.machine} for row in parsed.rows]
+    compound = [{"photo": c.photo, "faces": c.faces, "resolution": "" if c.resolution is None else c.resolution,
+                 "share": c.share, "file": file} for c in parsed.compound]
     return rows, compound
 
 
 def load_results(folder: Path | None) -> list[tuple[str, dict]]:
-    """``(file stem, parsed JSON)`` of every ``*.json`` in ``folder`` that parses."""
+    """``(file stem, parsed JSON)`` of every ``*.json`` in ``folder`` that parses (:func:`read_results` reads it)."""
     results = []
     for path in sorted(folder.glob("*.json")) if folder and folder.is_dir() else []:
         try:
@@ -88,28 +62,23 @@ def benchmark_rows(folder: Path | None = None) -> list[dict]:
 
 def is_peer(variant: str) -> bool:
     """Rows of other runtimes (ONNX Runtime, TFLite, the naive pipeline): variants that are not cartoonkit's."""
-    from ..bench import VARIANTS
-
     return variant not in VARIANTS
 
 
 def run_short_benchmark(settings: common.Settings) -> tuple[str, dict]:
     """A few seconds of ``cartoonkit bench``: network alone, 256 px, batch 1 and 2."""
-    from ..bench import run_benchmarks
+    from ..bench.run import run_benchmarks
 
     name = time.strftime("dashboard-%Y%m%d-%H%M%S")
     with common.MODEL_LOCK:  # alone on the machine, or the numbers mean little
-        result = run_benchmarks(SHORT_RESOLUTIONS, repeats=1, device=settings.device, model=settings.model,
+        result = run_benchmarks(SHORT_RESOLUTIONS, repeats=1, device=settings.engine.device, model=settings.model,
                                 variants=SHORT_VARIANTS, batch_sizes=SHORT_BATCHES, end_to_end=False,
                                 print_table=False)
     return name, result
 
 
 def save_result(name: str, result: dict, folder: Path | None = None) -> Path:
-    path = (folder or results_dir()) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    return path
+    return save_json(result, (folder or results_dir()) / f"{name}.json")
 
 
 # --------------------------------------------------------------------------- charts (plotly figures or None)

@@ -1,0 +1,11 @@
+"""Benchmarks: ms per image for the network alone and end to end, and the results' schema.
+
+- :mod:`~cartoonkit.bench.variants`: the named engine configurations (``VARIANTS``, ``DEFAULT_VARIANTS``);
+- :mod:`~cartoonkit.bench.results`: the typed schema of a result (``BenchResult``, ``BenchRow``,
+  ``CompoundRow``), read leniently from JSON, and ``format_table``;
+- :mod:`~cartoonkit.bench.run`: the measurements (``run_benchmarks``, ``model_grid``, ``bench_*``);
+- :mod:`~cartoonkit.bench.memory`: ``PeakMemory``; :mod:`~cartoonkit.bench.images`: ``square_photo``, ``psnr``.
+
+Import names from their module. This package, ``variants`` and ``results`` import no torch (``cartoonkit
+--help`` lists the variants, the dashboard reads results); ``run``, ``memory`` and ``images`` do.
+"""

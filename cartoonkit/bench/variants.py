@@ -1,0 +1,16 @@
+"""The benchmark's named engine configurations (no torch here: the CLI reads the names for ``--help``)."""
+
+from __future__ import annotations
+
+from ..options import EngineOptions
+
+# From the plain port (the first baseline) to the recommended one; each switch is its own variant, so the
+# table shows what each optimisation buys.
+VARIANTS: dict[str, EngineOptions] = {
+    "eager-fp32": EngineOptions(precision="float32", channels_last=False),
+    "channels_last-fp32": EngineOptions(precision="float32"),
+    "channels_last-reduced": EngineOptions(precision="auto"),
+    "compiled-reduced": EngineOptions(precision="auto", compile=True),
+    "compiled-int8": EngineOptions(precision="int8"),  # x86 CPUs only; int8 always compiles
+}
+DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
