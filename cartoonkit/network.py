@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .options import SIZE_MULTIPLE  # noqa: F401 (defined torch-free there; re-exported for the importers)
+
 LEAKY_SLOPE = 0.2
 GUIDED_FILTER_RADIUS = 1
 GUIDED_FILTER_EPS = 5e-3
-SIZE_MULTIPLE = 4
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

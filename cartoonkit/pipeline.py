@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,8 +74,8 @@ class NetworkInput:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-Photo = Union[DecodedImage, NetworkInput]
-EngineOrFactory = Union[Engine, Callable[[], Engine]]
+Photo = DecodedImage | NetworkInput
+EngineOrFactory = Engine | Callable[[], Engine]
 
 
 class Cartoonizer:
@@ -168,7 +168,8 @@ class Cartoonizer:
 
     # ------------------------------------------------------------------ the chain
 
-    def process_many(self, photos: Sequence[Photo], config: CartoonConfig, *, max_batch: int = 8) -> list[CartoonResult]:
+    def process_many(self, photos: Sequence[Photo], config: CartoonConfig, *,
+                     max_batch: int = 8) -> list[CartoonResult]:
         """Cartoonize a group of photos (decoded, or already :meth:`prepare`-d), batching those of one bucket
         shape, up to ``max_batch`` per engine call (faces too). Results come back in input order, each equal to
         the photo's result alone, with its seconds per stage: ``preprocess``, ``network`` (a batch's time

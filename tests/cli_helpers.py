@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cartoonkit.folder import REPORT_FILE
 from cartoonkit.cli import main
+from cartoonkit.folder import REPORT_FILE
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -70,4 +70,4 @@ def models_dir(tflite_file) -> Path:
 def cartoonizer(models_dir):
     from cartoonkit import Cartoonizer
 
-    return Cartoonizer(device="cpu")
+    return Cartoonizer.from_pretrained(device="cpu")

@@ -21,9 +21,9 @@ from cli_helpers import image_files, run_cli, temporary_files
 from PIL import Image
 
 from cartoonkit import CartoonConfig, OutputError
-from cartoonkit.folder import stream as stream_module
-from cartoonkit.folder import JOURNAL_FILE, LOCK_FILE, REPORT_FILE, STATE_FILE, run_folder
 from cartoonkit.cli import main
+from cartoonkit.folder import JOURNAL_FILE, LOCK_FILE, REPORT_FILE, STATE_FILE, run_folder
+from cartoonkit.folder import stream as stream_module
 from cartoonkit.imageio import read_image
 
 SMALL = ["--resolution", "256"]

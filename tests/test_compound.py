@@ -67,7 +67,7 @@ def test_bad_mode_settings_and_unknown_head_model(models_dir):
     with pytest.raises(ConfigError, match="face_size"):
         CartoonConfig(face_size=4096)
     with pytest.raises(ModelError, match="'nope' is not installed"):
-        Cartoonizer(device="cpu", head_model="nope")
+        Cartoonizer.from_pretrained(device="cpu", head_model="nope")
 
 
 def test_cli_run_and_batch_in_compound_mode(models_dir, shared_images, tmp_path, capsys):

@@ -26,9 +26,9 @@ from image_builders import encode, gif_bomb, jpeg_bomb, pattern, png_bomb, tiff_
 from PIL import Image
 
 from cartoonkit import CartoonConfig
-from cartoonkit.folder import stream as stream_module
-from cartoonkit.folder import REPORT_FILE, run_folder
 from cartoonkit.errors import InvalidImageError
+from cartoonkit.folder import REPORT_FILE, run_folder
+from cartoonkit.folder import stream as stream_module
 from cartoonkit.imageio import DEFAULT_MAX_PIXELS, ImageLimits, read_image
 from cartoonkit.network import CartoonNetwork
 

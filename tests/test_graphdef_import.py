@@ -262,6 +262,6 @@ def test_an_imported_dctnet_pair_is_used_by_name(tmp_path, reference):
     import_dctnet_dir(_dctnet_dir(tmp_path, reference), "anime", models_dir=models)
     assert registry.resolve_pair("anime", models) == ("anime-bg", "anime-head")
     assert registry.resolve_pair("anime-head", models) == ("anime-head", None)
-    ck = Cartoonizer(model="anime", device="cpu", models_dir=models)
+    ck = Cartoonizer.from_pretrained(model="anime", device="cpu", models_dir=models)
     assert (ck.model_card.name, ck.head_model) == ("anime-bg", "anime-head")
     assert ck._head_engine() is not ck.engine

@@ -108,7 +108,7 @@ def test_onnxruntime_runner_matches_pytorch_and_checks_its_input(dynamic_onnx, n
 def float32_cartoonizer(models_dir):
     from cartoonkit import Cartoonizer
 
-    return Cartoonizer(device="cpu", precision="float32")
+    return Cartoonizer.from_pretrained(device="cpu", precision="float32")
 
 
 def test_naive_pipeline_writes_the_cropped_size_and_agrees_with_cartoonkit(

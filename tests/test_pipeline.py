@@ -353,14 +353,14 @@ def test_cuda_device_without_cuda(models_dir):
     from cartoonkit import Cartoonizer
 
     with pytest.raises(ConfigError, match="cuda"):
-        Cartoonizer(device="cuda")
+        Cartoonizer.from_pretrained(device="cuda")
 
 
 def test_unknown_model_lists_known_models(models_dir):
     from cartoonkit import Cartoonizer
 
     with pytest.raises(ModelError) as info:
-        Cartoonizer(model="no-such-model", device="cpu")
+        Cartoonizer.from_pretrained(model="no-such-model", device="cpu")
     assert "no-such-model" in str(info.value) and "whitebox" in str(info.value)
 
 
@@ -408,7 +408,7 @@ def test_cartoonize_file_jpg(cartoonizer, shared_images, tmp_path):
 def test_cpu_and_cuda_agree(cartoonizer, shared_images):
     from cartoonkit import Cartoonizer
 
-    gpu = Cartoonizer(device="cuda")
+    gpu = Cartoonizer.from_pretrained(device="cuda")
     path = shared_images / PORTRAIT
     on_cpu = cartoonizer(path, resolution=512).astype(int)
     on_gpu = gpu(path, resolution=512).astype(int)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 
@@ -11,7 +10,7 @@ import torch
 
 from cartoonkit import quantize
 from cartoonkit.bench.images import psnr, square_photo
-from cartoonkit.cli import engine_options_from_args
+from cartoonkit.cli import build_parser, engine_options_from_args
 from cartoonkit.engine import COMPILED_BUCKET, Engine, EngineOptions, resolve_precision
 from cartoonkit.errors import ConfigError
 from cartoonkit.imageio import read_image
@@ -41,8 +40,8 @@ def test_int8_is_x86_cpu_only_and_always_compiled(monkeypatch):
     monkeypatch.undo()
     assert EngineOptions(precision="int8").compiled
     assert not EngineOptions(precision="bfloat16").compiled
-    args = argparse.Namespace(precision="int8", compile=False, cuda_graphs=False)
-    assert engine_options_from_args(args).bucket == COMPILED_BUCKET
+    args = build_parser().parse_args(["batch", "in", "--precision", "int8"])
+    assert engine_options_from_args(args).padding == COMPILED_BUCKET
 
 
 def test_missing_torchao_is_a_clear_error(monkeypatch):

@@ -34,7 +34,7 @@ def batch_difference(cartoonizer, images: list[np.ndarray], config: CartoonConfi
     the batch) and ``changed_fraction`` (share of channel values that differ at all).
     """
     decoded = [to_decoded(im) for im in images]
-    buckets = {cartoonizer.bucket_of(cartoonizer.preprocess(d, config)[0]) for d in decoded}
+    buckets = {cartoonizer.bucket_of(cartoonizer.prepare(d, config).photo) for d in decoded}
     if len(buckets) != 1:
         raise ValueError(f"photos must share one shape to share a batch, got buckets {sorted(buckets)}")
     alone = [cartoonizer.process(d, config).rgb.cpu() for d in decoded]

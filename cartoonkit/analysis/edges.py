@@ -294,10 +294,10 @@ def claim_verdict(rows: Sequence[dict], claimed_reduction: float = 0.62, variant
 
 def cartoonize_swapped_channels(cartoonizer, photo, style_weight: float = 1.0):
     """What feeding the network RGB instead of BGR gives: the ``(3, H, W)`` uint8 RGB photo (already
-    at the network size, see :meth:`~cartoonkit.pipeline.Cartoonizer.preprocess`) goes through
-    :meth:`~cartoonkit.pipeline.Cartoonizer.cartoonize_batch` with its channels reversed, and the result
+    at the network size, see :meth:`~cartoonkit.pipeline.Cartoonizer.prepare`) goes through
+    :meth:`~cartoonkit.pipeline.Cartoonizer.run_network` with its channels reversed, and the result
     is reversed back, so red and blue trade places on the network's input only."""
-    swapped = cartoonizer.cartoonize_batch([photo.flip(0)], style_weight)[0]
+    swapped = cartoonizer.run_network([photo.flip(0)], style_weight)[0]
     return swapped.flip(0)
 
 

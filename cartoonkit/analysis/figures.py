@@ -61,7 +61,7 @@ def make_readme_figure(dest: str) -> None:
     from ..transforms import resize_long_side
 
     photo = resize_long_side(read_image(astronaut_path()).rgb, 384)
-    cartoon = Cartoonizer(device="cpu")(photo, style_weight=1.0, resolution=384)
+    cartoon = Cartoonizer.from_pretrained(device="cpu")(photo, style_weight=1.0, resolution=384)
     figure = side_by_side(photo.permute(1, 2, 0).numpy(), cartoon.permute(1, 2, 0).numpy())
     write_atomic(dest, encode_image(torch.from_numpy(figure).permute(2, 0, 1), format="jpg", quality=90))
     print(f"wrote {dest}")

@@ -3,7 +3,7 @@
 :func:`run_walkthrough` times, in one process on the same photos, the path a photo takes from a JPEG
 file to a PNG file as each optimisation is switched on in turn, with the functions of
 :mod:`cartoonkit.bench.run` (the naive pipeline of :mod:`cartoonkit.peers`, ``bench_end_to_end`` for the
-engine switches of :data:`cartoonkit.bench.variants.VARIANTS`) and :func:`cartoonkit.batch.run_batch` for the
+engine switches of :data:`cartoonkit.bench.variants.VARIANTS`) and :func:`cartoonkit.folder.run_folder` for the
 pipelined folder runner. Every row says what was timed *before* and *after* its step, so each gain is
 measured, not inferred. The GPU-only steps (nvJPEG codecs, CUDA graphs) are measured on their own,
 before and after, and are reported as skipped without a CUDA device.
@@ -23,9 +23,10 @@ import torch
 from ..bench.run import bench_end_to_end, bench_model
 from ..bench.variants import VARIANTS
 from ..config import CartoonConfig
-from ..engine import EngineOptions, resolve_device
+from ..engine import resolve_device
 from ..fileio import write_atomic
 from ..imageio import read_image
+from ..options import EngineOptions
 from ..pipeline import Cartoonizer
 from ..samples import sample_photos
 from ..timing import median_seconds
@@ -117,9 +118,9 @@ def batched_ms(cartoonizer: Cartoonizer, files: Sequence[Path], resolution: int,
 
 def pipelined_ms(cartoonizer: Cartoonizer, files: Sequence[Path], resolution: int, repeats: int, batch_size: int,
                  format: str = "png") -> tuple[float, dict]:
-    """:func:`~cartoonkit.batch.run_batch` on a folder of copies of ``files`` (reader and writer threads
+    """:func:`~cartoonkit.folder.run_folder` on a folder of copies of ``files`` (reader and writer threads
     around the engine); ms per photo, and the last run's report as JSON."""
-    from ..batch import run_batch
+    from ..folder import run_folder
 
     config = CartoonConfig(resolution=resolution, format=format)
     reports = []
@@ -128,7 +129,7 @@ def pipelined_ms(cartoonizer: Cartoonizer, files: Sequence[Path], resolution: in
         runs = iter(range(repeats + 1))
 
         def run_all():
-            reports.append(run_batch(Path(tmp) / "in", Path(tmp) / f"out{next(runs)}", config,
+            reports.append(run_folder(Path(tmp) / "in", Path(tmp) / f"out{next(runs)}", config,
                                      cartoonizer=cartoonizer, batch_size=batch_size, progress=False,
                                      echo=lambda _: None))
 
@@ -161,13 +162,9 @@ def codec_ms(files: Sequence[Path], device: str | torch.device = "cuda", repeats
 
 def cuda_graph_cartoonizer(model: str, device: torch.device) -> Cartoonizer:
     """A compiled, reduced-precision Cartoonizer whose network replays as a CUDA graph
-    (``torch.compile(mode="reduce-overhead")``, through ``EngineOptions.cuda_graphs`` where the engine has it)."""
-    if "cuda_graphs" in EngineOptions.__dataclass_fields__:
-        return Cartoonizer(model=model, device=device,
-                           engine_options=EngineOptions(precision="auto", compile=True, cuda_graphs=True))
-    ck = Cartoonizer(model=model, device=device, engine_options=VARIANTS["compiled-reduced"])
-    ck.engine._forward = torch.compile(ck.engine.network, dynamic=False, mode="reduce-overhead")
-    return ck
+    (``torch.compile(mode="reduce-overhead")``, through ``EngineOptions.cuda_graphs``)."""
+    return Cartoonizer.from_pretrained(model, device,
+                                       engine_options=EngineOptions(precision="auto", cuda_graphs=True))
 
 
 def _row(step: str, measured: str, before: float | None, after: float | None, naive: float | None,
@@ -208,28 +205,28 @@ def run_walkthrough(files: Sequence[Path], resolution: int, repeats: int = 1, *,
             add(_row(step, END_TO_END, None, None, naive, variant,
                      status="skipped: compile=False (quick mode: compiling takes minutes on a small CPU)"))
             continue
-        ck = Cartoonizer(model=model, device=dev, engine_options=VARIANTS[variant])
+        ck = Cartoonizer.from_pretrained(model=model, device=dev, engine_options=VARIANTS[variant])
         after = bench_end_to_end(ck, variant, files, resolution, repeats).ms_per_image
-        detail = f"{variant}, {str(ck.engine.dtype).removeprefix('torch.')}"
+        detail = f"{variant}, {ck.engine.precision}"
         previous = add(_row(step, END_TO_END, previous, after, naive, detail))
         del ck
 
     options = EngineOptions(precision="auto", compile=compile, bucket=bucket)
-    ck = Cartoonizer(model=model, device=dev, engine_options=options)
+    ck = Cartoonizer.from_pretrained(model=model, device=dev, engine_options=options)
     after = batched_ms(ck, files, resolution, repeats, batch_size)
     previous = add(_row("batching and shape buckets", END_TO_END, previous, after, naive,
                         f"process_many, up to {batch_size} per call, bucket {bucket} px"))
     after, report = pipelined_ms(ck, files, resolution, repeats, batch_size)
     previous = add(_row("pipelined I/O", END_TO_END, previous, after, naive,
-                        f"run_batch, batch {batch_size}, {report['batch_size']} per call, "
+                        f"run_folder, batch {batch_size}, {report['batch_size']} per call, "
                         f"{len(report['devices'])} process(es)"))
     del ck
 
     if dev.type == "cpu" and compile:
-        ck = Cartoonizer(model=model, device=dev, engine_options=EngineOptions(precision="int8", bucket=bucket))
+        ck = Cartoonizer.from_pretrained(model, dev, engine_options=EngineOptions(precision="int8", bucket=bucket))
         after, report = pipelined_ms(ck, files, resolution, repeats, batch_size)
         add(_row("int8 (CPU)", END_TO_END, previous, after, naive,
-                 f"run_batch as above, int8 convolutions, {report['batch_size']} per call"))
+                 f"run_folder as above, int8 convolutions, {report['batch_size']} per call"))
         del ck
     else:
         reason = "skipped: int8 is for CPUs" if dev.type != "cpu" else \
@@ -242,7 +239,7 @@ def run_walkthrough(files: Sequence[Path], resolution: int, repeats: int = 1, *,
                  codecs["decode_cpu_ms"] + codecs["encode_cpu_ms"], codecs["decode_gpu_ms"] + codecs["encode_gpu_ms"],
                  None, "Pillow on the CPU -> nvJPEG (torchvision.io) on the GPU"))
         photo = read_image(files[0]).rgb
-        compiled = Cartoonizer(model=model, device=dev, engine_options=VARIANTS["compiled-reduced"])
+        compiled = Cartoonizer.from_pretrained(model=model, device=dev, engine_options=VARIANTS["compiled-reduced"])
         before = bench_model(compiled, "compiled-reduced", photo, resolution, 1, max(repeats, 3), None).ms_per_image
         del compiled
         graphs = cuda_graph_cartoonizer(model, dev)

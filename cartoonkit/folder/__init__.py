@@ -24,6 +24,7 @@ from .. import __version__
 from ..config import CartoonConfig
 from ..errors import ConfigError, OutputError
 from ..formats import ImageLimits
+from ..hardware import DEFAULT_BATCH_SIZE
 from ..options import EngineOptions, precision_name
 from .plan import plan_outputs, remove_leftovers, scan_tree, split_done
 from .reasons import os_reason
@@ -77,7 +78,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
     settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list)
     cuda = any(d.type == "cuda" for d in device_list)
-    batch_size = batch_size or (8 if cuda else 1)
+    batch_size = batch_size or DEFAULT_BATCH_SIZE["cuda" if cuda else "cpu"]
     io_threads = io_threads or max(1, min(4, (os.cpu_count() or 1) // len(device_list)))
 
     try:

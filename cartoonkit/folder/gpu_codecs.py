@@ -51,7 +51,8 @@ def decode_jpegs(jpegs: list[torch.Tensor], names: list[str], device: torch.devi
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's deprecation notice for its image codecs
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
-    return [DecodedImage(rgb=rgb, alpha=None, name=name, format="JPEG") for rgb, name in zip(images, names, strict=True)]
+    return [DecodedImage(rgb=rgb, alpha=None, name=name, format="JPEG")
+            for rgb, name in zip(images, names, strict=True)]
 
 
 def encode_jpegs(rgbs: list[torch.Tensor], quality: int) -> list[bytes | None]:
