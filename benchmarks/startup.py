@@ -1,6 +1,9 @@
 """Start-up times of whole processes, median of N: what a user waits for before any work happens.
 
-    .venv/bin/python benchmarks/startup.py [--repeats 5] [--json PATH]
+    .venv/bin/python benchmarks/startup.py [--repeats 5] [--json PATH] [--tree DIR]
+
+``--tree DIR`` measures the package of another checkout (``git worktree add DIR <commit>``) with this
+venv, through ``python -m cartoonkit`` with ``PYTHONPATH=DIR``: before and after a change, in one session.
 
 Rows:
 * ``python -c "import torch"``: the floor every command that runs the network pays;
@@ -24,13 +27,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "images" / "wb_actress2.jpg"
-BIN = Path(sys.executable).parent
 
 
-def _time(argv: list[str]) -> tuple[float, float]:
+def _time(argv: list[str], tree: Path) -> tuple[float, float]:
     """(seconds to the first byte on stdout or stderr, seconds to exit) of one process."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "CARTOONKIT_MODELS": str(ROOT / "models")}
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tree, env=env)
     first = process.stdout.read(1)
     first_at = time.perf_counter() - start
     process.stdout.read()
@@ -43,28 +46,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--tree", default=str(ROOT), help="checkout whose package is measured (default: this one)")
     args = parser.parse_args()
-    cli = str(BIN / "cartoonkit")
+    tree = Path(args.tree).resolve()
+    cli = [sys.executable, "-m", "cartoonkit"]
     rows = {}
     with tempfile.TemporaryDirectory(prefix="cartoonkit-startup-") as tmp:
         commands = {
             "python -c 'import torch'": [sys.executable, "-c", "import torch"],
             "python -c 'import cartoonkit'": [sys.executable, "-c", "import cartoonkit"],
-            "cartoonkit --help": [cli, "--help"],
-            "cartoonkit run --help": [cli, "run", "--help"],
-            "cartoonkit run one.jpg (512 px)": [cli, "run", str(PHOTO), "-o", tmp, "--overwrite",
+            "cartoonkit --help": [*cli, "--help"],
+            "cartoonkit run --help": [*cli, "run", "--help"],
+            "cartoonkit run one.jpg (512 px)": [*cli, "run", str(PHOTO), "-o", tmp, "--overwrite",
                                                "--resolution", "512"],
         }
         for name, argv in commands.items():
-            _time(argv)  # warm the page cache
-            times = [_time(argv) for _ in range(args.repeats)]
+            _time(argv, tree)  # warm the page cache
+            times = [_time(argv, tree) for _ in range(args.repeats)]
             rows[name] = {"first_output_s": round(statistics.median(t[0] for t in times), 3),
                           "exit_s": round(statistics.median(t[1] for t in times), 3)}
             print(f"{name:<36} first output {rows[name]['first_output_s']:6.2f} s   exit {rows[name]['exit_s']:6.2f} s")
     if args.json:
         from cartoonkit.hardware import cpu_model_name
 
-        Path(args.json).write_text(json.dumps({"machine": cpu_model_name(), "cores": os.cpu_count(),
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
+                                text=True).stdout.strip()
+        Path(args.json).write_text(json.dumps({"machine": cpu_model_name(), "cores": os.cpu_count(), "commit": commit,
                                                "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
     return 0
 

@@ -13,12 +13,15 @@ COMPILED_SHAPES = 64
 at 1024 px needs at most 32 (two orientations), so this limit is never the reason for a slow run."""
 
 
-def configure_torch(device: torch.device, *, threads: int | None = None) -> None:
-    """Raise dynamo's recompile limit to :data:`COMPILED_SHAPES`, let cuDNN autotune on CUDA (shapes
-    repeat thanks to the buckets) and, if given, set the CPU threads of this process. Idempotent."""
-    import torch._dynamo.config as dynamo_config
+def configure_torch(device: torch.device, *, compiled: bool = False, threads: int | None = None) -> None:
+    """For a ``compiled`` engine, raise dynamo's recompile limit to :data:`COMPILED_SHAPES`; on CUDA let cuDNN
+    autotune (shapes repeat thanks to the buckets); if given, set the CPU threads of this process. Idempotent.
 
-    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_SHAPES)
+    Dynamo is only imported for compiled engines: importing it costs about 1.5 s of start-up."""
+    if compiled:
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_SHAPES)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if threads is not None:

@@ -6,10 +6,12 @@ side is float ``(N, 3, H, W)`` BGR in ``[-1, 1]`` with ``H`` and ``W`` multiples
 
 from __future__ import annotations
 
-import torch
-from torchvision.transforms.v2 import functional as TF
+import platform
 
-from .network import SIZE_MULTIPLE
+import torch
+import torch.nn.functional as F
+
+from .options import SIZE_MULTIPLE
 
 
 def output_size(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -26,10 +28,41 @@ def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
 
 
 def resize_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize ``(..., h, w)`` to exactly ``size`` = ``(H, W)``; antialiased bilinear, same dtype as given."""
+    """Resize ``(..., h, w)`` to exactly ``size`` = ``(H, W)``; antialiased bilinear, same dtype as given.
+
+    The same computation as torchvision's ``transforms.v2.functional.resize`` (bilinear, antialias),
+    written against ``F.interpolate`` so that the package does not import torchvision (over a second of
+    start-up) for it; ``tests/test_transforms.py`` holds it to torchvision's bytes.
+    """
     if tuple(image.shape[-2:]) == tuple(size):
         return image
-    return TF.resize(image, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    if image.numel() == 0:
+        return image.new_empty((*image.shape[:-2], *size))
+    shape = image.shape
+    channels, height, width = shape[-3:]
+    x = image.reshape(-1, channels, height, width)
+    strides = x.stride()
+    if x.is_contiguous(memory_format=torch.channels_last) and x.shape[0] == 1 and x.numel() != strides[0]:
+        # As torchvision does: restride a faked batch of one so interpolate keeps channels_last (pytorch#68430).
+        x = x.as_strided((1, channels, height, width), (x.numel(), *strides[1:]))
+    native = x.dtype in (torch.float32, torch.float64) or (x.dtype == torch.uint8 and _native_uint8_bilinear(x))
+    y = F.interpolate(x if native else x.float(), size=list(size), mode="bilinear", align_corners=False,
+                      antialias=True)
+    if not native:
+        if image.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+            y = y.round_()
+        y = y.to(image.dtype)
+    return y.reshape(shape[:-3] + (channels, *size))
+
+
+def _native_uint8_bilinear(x: torch.Tensor) -> bool:
+    """Whether ``interpolate`` resizes this uint8 tensor itself (torchvision's rule: CPU with AVX2/AVX-512 or
+    ARM; elsewhere, CUDA included, it goes through float32 and is rounded back)."""
+    if x.device.type != "cpu":
+        return False
+    if torch.compiler.is_compiling():
+        return True
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in ("aarch64", "arm64")
 
 
 def pad_to_shape(image: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ from cartoonkit.transforms import (
     output_size,
     pad_to_multiple,
     resize_long_side,
+    resize_to,
     rgb_uint8_to_network,
 )
 
@@ -58,3 +59,21 @@ def test_blend_reference_and_exact_endpoints():
         expected = np.clip(np.round(photo.numpy() * (1 - w) + cartoon.numpy() * w), 0, 255)
         got = blend_to_uint8(photo, cartoon, w).numpy().astype(np.int32)
         assert np.abs(got - expected).max() <= 1  # float rounding at exact .5 may differ by one level
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape, size", [((3, 97, 130), (48, 64)), ((3, 40, 31), (123, 95)), ((2, 3, 64, 64), (64, 17)),
+                                         ((1, 9, 12), (5, 5)), ((3, 300, 200), (1024, 683))])
+def test_resize_to_is_torchvisions_resize(shape, size, dtype):
+    """The reference is torchvision's own antialiased bilinear resize, which the package no longer imports."""
+    from torchvision.transforms.v2 import functional as TF
+
+    generator = torch.Generator().manual_seed(sum(shape))
+    image = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8).to(dtype)
+    expected = TF.resize(image, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    ours = resize_to(image, size)
+    assert ours.dtype == expected.dtype and ours.shape == expected.shape
+    assert torch.equal(ours, expected)
+    if image.dim() == 3:  # a channels_last view, as a decoded HWC photo permuted to CHW is
+        hwc = image.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+        assert torch.equal(resize_to(hwc, size), TF.resize(hwc, list(size), antialias=True))
