@@ -39,7 +39,7 @@ def _time(argv: list[str], tree: Path) -> tuple[float, float]:
     process.stdout.read()
     if process.wait() != 0:
         raise SystemExit(f"{' '.join(argv)} failed")
-    return (first_at if first else float("nan")), time.perf_counter() - start
+    return (first_at if first else None), time.perf_counter() - start
 
 
 def main() -> int:
@@ -63,9 +63,11 @@ def main() -> int:
         for name, argv in commands.items():
             _time(argv, tree)  # warm the page cache
             times = [_time(argv, tree) for _ in range(args.repeats)]
-            rows[name] = {"first_output_s": round(statistics.median(t[0] for t in times), 3),
+            firsts = [t[0] for t in times if t[0] is not None]  # None: the command prints nothing
+            rows[name] = {"first_output_s": round(statistics.median(firsts), 3) if firsts else None,
                           "exit_s": round(statistics.median(t[1] for t in times), 3)}
-            print(f"{name:<36} first output {rows[name]['first_output_s']:6.2f} s   exit {rows[name]['exit_s']:6.2f} s")
+            first = f"{rows[name]['first_output_s']:6.2f} s" if firsts else "     -  "
+            print(f"{name:<36} first output {first}   exit {rows[name]['exit_s']:6.2f} s")
     if args.json:
         from cartoonkit.hardware import cpu_model_name
 
