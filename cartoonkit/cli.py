@@ -197,6 +197,60 @@ def _compound_photos() -> dict[str, Path]:
     return {"1": folder / "wb_actress2.jpg", "4": folder / "wb_party7.jpg"}
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """The float32 network as ONNX, with the parity check against PyTorch printed."""
+    if args.format != "onnx":
+        raise ConfigError(f"--format {args.format}: not built yet; onnx is (issue 12 adds openvino)")
+    import os
+    import tempfile
+
+    from .export import export_onnx, verify_onnx
+    from .weights import load_network
+
+    network, card = load_network(args.model)
+    size, path = args.check_size, Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed once checked: never a half-written or unchecked model at OUTPUT.
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        export_onnx(network, temporary, dynamic=args.dynamic, height=None if args.dynamic else size,
+                    width=None if args.dynamic else size)
+        checks = _export_checks(size, args.dynamic)
+        worst = verify_onnx(temporary, network, checks)
+        if worst * 127.5 < 0.5:
+            os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    shapes = ", ".join("x".join(map(str, batch.shape)) for batch in checks)
+    axes = "batch, height and width free (multiples of 4)" if args.dynamic else f"fixed 1x3x{size}x{size}"
+    print(f"parity with PyTorch float32 on a real photo ({shapes}): max abs difference {worst:.2e} "
+          f"on the [-1, 1] scale, {worst * 127.5:.4f} of a level")
+    if worst * 127.5 >= 0.5:
+        print(f"error: the export does not match PyTorch within half a level; {path} was not written",
+              file=sys.stderr)
+        return EXIT_FAILURES
+    print(f"exported {card.name} to {path} ({path.stat().st_size / 2**20:.1f} MB, ONNX, float32, {axes})")
+    return EXIT_OK
+
+
+def _export_checks(size: int, dynamic: bool) -> list:
+    """Network inputs from the first sample portrait: the check size, and for a dynamic export also another
+    shape and a batch of two, which a graph that baked in its trace size would get wrong."""
+    from .bench.images import square_photo
+    from .imageio import read_image
+    from .samples import sample_photos
+    from .transforms import resize_to, rgb_uint8_to_network
+
+    photo = read_image(sample_photos()[0]).rgb
+    square = square_photo(photo, size)[None]
+    checks = [rgb_uint8_to_network(square)]
+    if dynamic:
+        wide = resize_to(square, (size // 2, size + size // 4))
+        checks += [rgb_uint8_to_network(wide), rgb_uint8_to_network(square.expand(2, -1, -1, -1))]
+    return checks
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .hardware import describe
 
@@ -216,6 +270,13 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse inputs with more pixels than this, checked before decoding "
                         f"(default {DEFAULT_MAX_PIXELS})")
+
+
+def _multiple_of_4(text: str) -> int:
+    value = int(text)
+    if value <= 0 or value % 4:
+        raise argparse.ArgumentTypeError(f"{value}: must be a positive multiple of 4")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,6 +359,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--count", type=int, default=None,
                        help="photos per end-to-end pass, cycling through the available ones (e.g. 20)")
     bench.set_defaults(func=cmd_bench)
+
+    export = sub.add_parser(
+        "export", help="write the network for another runtime (ONNX), with a parity check",
+        description="Export the float32 network (generator and guided-filter head) for deployment elsewhere; the "
+                    "input is photo_bgr (N, 3, H, W) float32 BGR in [-1, 1], H and W multiples of 4, the output "
+                    "cartoon_bgr of the same shape. The export is checked against PyTorch on a real photo.")
+    export.add_argument("--format", default="onnx", choices=["onnx", "openvino"],
+                        help="onnx (default); openvino is not built yet")
+    export.add_argument("-o", "--output", default="cartoonkit.onnx", help="file to write (default cartoonkit.onnx)")
+    export.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    export.add_argument("--dynamic", action="store_true",
+                        help="free batch, height and width (multiples of 4) instead of one fixed shape")
+    export.add_argument("--check-size", type=_multiple_of_4, default=256,
+                        help="side of the square the parity check runs at, and of a fixed-shape export (default 256)")
+    export.set_defaults(func=cmd_export)
 
     doctor = sub.add_parser("doctor", help="what hardware is here and how cartoonkit will use it")
     doctor.add_argument("--resolution", type=int, default=1024, help="resolution to size the batch for")

@@ -329,3 +329,27 @@ def test_compiled_engines_get_the_coarse_bucket():
     # at 1024 px, every portrait short side from 256 to 1024 lands in one of at most 13 compiled shapes
     shapes = {bucket_shape(1024, short, COMPILED_BUCKET) for short in range(256, 1025)}
     assert len(shapes) == 13
+
+
+def test_export_onnx_prints_its_parity_check(capsys, tmp_path, models_dir):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "deploy" / "cartoon.onnx"
+    code, stdout, stderr = run_cli(capsys, "export", "-o", out, "--check-size", "64")
+    assert code == 0, stderr
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["cartoon.onnx"]
+    parity = next(line for line in stdout.splitlines() if line.startswith("parity with PyTorch"))
+    worst = float(parity.split("max abs difference ")[1].split()[0])
+    assert worst < 1e-4  # float32 against float32: rounding only
+    assert "fixed 1x3x64x64" in stdout
+
+
+def test_export_that_fails_its_parity_check_leaves_no_file(capsys, tmp_path, models_dir, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from cartoonkit import export
+
+    monkeypatch.setattr(export, "verify_onnx", lambda *args: 0.5)  # as if the runtime computed something else
+    code, stdout, stderr = run_cli(capsys, "export", "-o", tmp_path / "m.onnx", "--check-size", "64")
+    assert code == 1 and "was not written" in stderr
+    assert list(tmp_path.iterdir()) == []
+    code, _, stderr = run_cli(capsys, "export", "--format", "openvino", "-o", tmp_path / "m.xml")
+    assert code == 2 and "not built yet" in stderr
