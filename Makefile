@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  := models/whitebox.json
 
-.PHONY: demo run test bench lint readme-figure notebooks lab clean
+.PHONY: demo run test bench lint readme-figure notebooks lab gpu-assets clean
 
 demo: $(MODEL)  ## cartoonize the sample portraits into out/
 	$(BIN)/cartoonkit demo -o out --overwrite
@@ -32,6 +32,11 @@ notebooks: $(MODEL)  ## execute every notebook into HTML in out/notebooks/ (CART
 
 lab: $(MODEL)  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
+
+gpu-assets: $(STAMP)  ## .gpu-assets/ for benchmarks/gpu-check.sh on a GPU machine: ../shared copied, the tflite wheel
+	rm -rf .gpu-assets && mkdir -p .gpu-assets/shared .gpu-assets/wheels
+	cp -r ../shared/models ../shared/images .gpu-assets/shared/
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d .gpu-assets/wheels tflite==2.18.0
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -22,8 +22,8 @@ import torch  # noqa: E402
 
 from cartoonkit import paths  # noqa: E402
 
-SHARED_MODELS = paths.project_root().parent / "shared" / "models"
-SHARED_IMAGES = paths.project_root().parent / "shared" / "images"
+SHARED_MODELS = paths.shared_dir() / "models"  # ../shared, or $CARTOONKIT_SHARED (the GPU check's copy)
+SHARED_IMAGES = paths.shared_dir() / "images"
 TFLITE_FILE = SHARED_MODELS / "whitebox_cartoon_gan_fp16.tflite"
 
 torch.manual_seed(0)

@@ -12,5 +12,6 @@ VARIANTS: dict[str, EngineOptions] = {
     "channels_last-reduced": EngineOptions(precision="auto"),
     "compiled-reduced": EngineOptions(precision="auto", compile=True),
     "compiled-int8": EngineOptions(precision="int8"),  # x86 CPUs only; int8 always compiles
+    "cuda-graphs-reduced": EngineOptions(precision="auto", cuda_graphs=True),  # CUDA only; compiles, replays graphs
 }
 DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
