@@ -49,8 +49,10 @@ OUTPUT_NAME = "cartoon_bgr"
 DEFAULT_TRACE_SIZE = 64
 DYNAMO_MIN_OPSET = 18
 BENCH_EXTRA = "bench"
+OPENVINO_EXTRA = "openvino"
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "MissingDependencyError", "export_onnx", "require", "verify_onnx"]
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "MissingDependencyError", "export_onnx", "export_openvino", "require",
+           "verify_onnx", "verify_openvino"]
 
 
 class MissingDependencyError(CartoonkitError, ImportError):
@@ -173,5 +175,51 @@ def verify_onnx(path: str | os.PathLike, network: CartoonNetwork,
         got = session.run(None, {input_name: x})[0]
         if got.shape != expected.shape:
             raise ValueError(f"ONNX output shape {got.shape} differs from PyTorch's {expected.shape}")
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def export_openvino(network: CartoonNetwork, path: str | os.PathLike, *, dynamic: bool = True,
+                    height: int | None = None, width: int | None = None) -> Path:
+    """Write the float32 network as OpenVINO IR: ``path`` (``.xml``) and the weights beside it (``.bin``).
+
+    Converted with ``openvino.convert_model`` from the ONNX model :func:`export_onnx` writes (same
+    ``dynamic``/``height``/``width``; a temporary file) and saved with ``compress_to_fp16=False``, so the
+    weights stay float32 (``save_model`` halves them by default). Needs the ``openvino`` extra.
+    """
+    ov = require("openvino", "OpenVINO export", OPENVINO_EXTRA)
+    import tempfile
+
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise ConfigError(f"{path}: an OpenVINO model is written as NAME.xml (with NAME.bin beside it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cartoonkit-openvino-") as tmp:
+        onnx_path = export_onnx(network, Path(tmp) / "cartoon.onnx", dynamic=dynamic, height=height, width=width)
+        model = ov.convert_model(os.fspath(onnx_path))
+    ov.save_model(model, os.fspath(path), compress_to_fp16=False)
+    return path
+
+
+def verify_openvino(path: str | os.PathLike, network: CartoonNetwork,
+                    inputs: torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray]) -> float:
+    """Max abs difference between OpenVINO (CPU, float32 inference) and PyTorch float32 over ``inputs``.
+
+    ``path`` is an IR ``.xml`` or an ONNX file; ``inputs`` as for :func:`verify_onnx`.
+    """
+    ov = require("openvino", "Checking an OpenVINO export", OPENVINO_EXTRA)
+    batches = [inputs] if isinstance(inputs, (torch.Tensor, np.ndarray)) else list(inputs)
+    if not batches:
+        raise ValueError("verify_openvino needs at least one input batch")
+    compiled = ov.Core().compile_model(os.fspath(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    net = float32_cpu_copy(network)
+    worst = 0.0
+    for batch in batches:
+        x = _as_float32_numpy(batch)
+        with torch.inference_mode():
+            expected = net(torch.from_numpy(x)).numpy()
+        got = compiled(x)[0]
+        if got.shape != expected.shape:
+            raise ValueError(f"OpenVINO output shape {got.shape} differs from PyTorch's {expected.shape}")
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst

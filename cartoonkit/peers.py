@@ -9,11 +9,23 @@ engines, not their preprocessing.
 * :class:`NaivePipeline`: PyTorch as a typical demo script deploys it (float32 eager, contiguous
   NCHW, batch 1) with PIL decoding and encoding around it (:meth:`NaivePipeline.process_file`).
 * :class:`OnnxRuntimeRunner`: ONNX Runtime on the model :func:`cartoonkit.export.export_onnx` wrote.
+* :class:`OnnxRuntimeInt8Runner`: ONNX Runtime on that model statically quantized to int8
+  (:func:`quantize_onnx_int8`: QDQ, per-channel weights, calibrated on cartoonkit's own calibration
+  photos, the guided-filter head left float32 as cartoonkit leaves it).
+* :class:`OpenVinoRunner`: OpenVINO's CPU plugin on the same ONNX model, in float32, bfloat16
+  (``INFERENCE_PRECISION_HINT``) or int8 (NNCF post-training quantization, same calibration photos).
 * :class:`TFLiteRunner`: the TFLite interpreter on the shipped ``.tflite`` file (fixed 1x224x224x3),
   the mobile reference.
 
-``onnxruntime`` and ``ai_edge_litert`` are imported when a runner is created; when missing, a
-:class:`~cartoonkit.export.MissingDependencyError` names the ``bench`` extra that installs them.
+``onnxruntime``, ``openvino``/``nncf`` and ``ai_edge_litert`` are imported when a runner is created; when
+missing, a :class:`~cartoonkit.export.MissingDependencyError` names the extra that installs them (``bench``,
+``openvino``).
+
+int8 peers and cartoonkit's int8 (:mod:`cartoonkit.quantize`) are calibrated on the same photos
+(:func:`cartoonkit.quantize.calibration_inputs`). ``float_layers`` names the convolutions kept out of int8:
+by default :data:`cartoonkit.quantize.FLOAT_LAYERS` (``conv0`` and ``conv8``), as cartoonkit keeps them;
+``float_layers=()`` quantizes every convolution of the generator. The guided-filter head is never quantized
+(its ``var + eps`` cancels catastrophically in low precision; quantizing it in ONNX Runtime costs ~8 dB).
 """
 
 from __future__ import annotations
@@ -26,11 +38,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .export import float32_cpu_copy, require
+from .export import INPUT_NAME, OPENVINO_EXTRA, float32_cpu_copy, require
 from .network import SIZE_MULTIPLE, CartoonNetwork
+from .quantize import FLOAT_LAYERS
 from .transforms import output_size
 
-__all__ = ["NAIVE_CROP_MULTIPLE", "ModelRunner", "NaivePipeline", "OnnxRuntimeRunner", "TFLiteRunner"]
+__all__ = ["NAIVE_CROP_MULTIPLE", "ModelRunner", "NaivePipeline", "OnnxRuntimeInt8Runner", "OnnxRuntimeRunner",
+           "OpenVinoRunner", "TFLiteRunner", "quantize_onnx_int8"]
 
 NAIVE_CROP_MULTIPLE = 8
 """White-box Cartoonization's ``resize_crop`` crops height and width down to multiples of 8."""
@@ -177,6 +191,181 @@ class OnnxRuntimeRunner:
     def run(self, x: np.ndarray) -> np.ndarray:
         """``(N, 3, H, W)`` float32 BGR in ``[-1, 1]`` -> the network output, same shape."""
         return self.session.run(None, {self.input_name: _check_nchw(x)})[0]
+
+
+def _weight_name(layer: str) -> str:
+    """The initializer name the ONNX export gives a generator convolution's weight (``conv0`` -> ...)."""
+    return f"generator.{layer}.weight"
+
+
+def _calibration_arrays(calibration: list | None) -> list[np.ndarray]:
+    from .quantize import calibration_inputs
+
+    inputs = calibration_inputs() if calibration is None else calibration
+    return [np.ascontiguousarray(np.asarray(x), dtype=np.float32) for x in inputs]
+
+
+def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: list | None = None,
+                       float_layers: tuple[str, ...] = FLOAT_LAYERS) -> Path:
+    """Static int8 quantization of an exported model with ``onnxruntime.quantization.quantize_static``.
+
+    QDQ format, int8 weights per output channel, uint8 activations per tensor (MinMax calibration over
+    ``calibration``, by default cartoonkit's calibration photos at 384 px; for a fixed-shape export pass
+    inputs of its shape). Every node of the generator is quantized except the convolutions named in
+    ``float_layers``; the guided-filter head (every node that the last convolution does not depend on)
+    stays float32.
+    """
+    onnx = require("onnx", "int8 quantization for ONNX Runtime")
+    quantization = require("onnxruntime.quantization", "int8 quantization for ONNX Runtime")
+    model = onnx.load(os.fspath(src))
+    nodes = list(model.graph.node)
+    conv_by_weight = {n.input[1]: n for n in nodes if n.op_type == "Conv"}
+    last = conv_by_weight.get(_weight_name("conv9"))
+    unknown = [name for name in float_layers if _weight_name(name) not in conv_by_weight]
+    if last is None or unknown:
+        raise ValueError(f"{src}: not a cartoonkit export (no Conv for {unknown or ['conv9']})")
+    producer = {out: n for n in nodes for out in n.output}
+    generator, stack = set(), [last]
+    while stack:  # the generator: everything the last convolution depends on
+        node = stack.pop()
+        if node.name not in generator:
+            generator.add(node.name)
+            stack += [producer[i] for i in node.input if i in producer]
+    excluded = [n.name for n in nodes if n.name not in generator]
+    excluded += [conv_by_weight[_weight_name(name)].name for name in float_layers]
+    arrays = _calibration_arrays(calibration)
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter([{INPUT_NAME: x} for x in arrays])
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    dst = Path(dst)
+    quantization.quantize_static(os.fspath(src), os.fspath(dst), Reader(), quant_format=quantization.QuantFormat.QDQ,
+                                 per_channel=True, activation_type=quantization.QuantType.QUInt8,
+                                 weight_type=quantization.QuantType.QInt8, nodes_to_exclude=excluded,
+                                 calibrate_method=quantization.CalibrationMethod.MinMax)
+    return dst
+
+
+def _int8_suffix(float_layers: tuple[str, ...]) -> str:
+    """Row-name suffix: none for cartoonkit's choice of float layers, ``-allconv`` when every conv is int8."""
+    if tuple(float_layers) == FLOAT_LAYERS:
+        return ""
+    return "-allconv" if not float_layers else "-float-" + "-".join(float_layers)
+
+
+class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
+    """ONNX Runtime (CPU provider) on the int8 model :func:`quantize_onnx_int8` makes from ``onnx_path``.
+
+    The quantized model is written beside ``onnx_path`` (``<stem>-int8<suffix>.onnx``, kept as
+    :attr:`path`). Named ``onnxruntime-int8`` with cartoonkit's float layers, ``onnxruntime-int8-allconv``
+    with ``float_layers=()``.
+    """
+
+    def __init__(self, onnx_path: str | os.PathLike, float_layers: tuple[str, ...] = FLOAT_LAYERS,
+                 calibration: list | None = None, threads: int | None = None):
+        require("onnxruntime", "The ONNX Runtime int8 benchmark peer")
+        src = Path(onnx_path)
+        suffix = _int8_suffix(float_layers)
+        quantized = quantize_onnx_int8(src, src.with_name(f"{src.stem}-int8{suffix}.onnx"), calibration,
+                                       float_layers)
+        super().__init__(quantized, providers=["CPUExecutionProvider"], threads=threads)
+        self.float_layers = tuple(float_layers)
+        self.name = f"onnxruntime-int8{suffix}"
+
+
+OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+class OpenVinoRunner:
+    """OpenVINO's CPU plugin on the exported ONNX model (or an OpenVINO IR ``.xml``) in one precision.
+
+    * ``"fp32"``: ``INFERENCE_PRECISION_HINT`` ``f32``, so nothing is down-cast.
+    * ``"bf16"``: hint ``bf16``. On a CPU without native bfloat16 the plugin may run float32 instead;
+      :attr:`inference_precision` is what the compiled model reports it actually uses.
+    * ``"int8"``: ``nncf.quantize`` (default preset: symmetric int8 weights per channel, activations per
+      tensor, fast bias correction) calibrated on cartoonkit's calibration photos, with the guided-filter
+      head and the convolutions in ``float_layers`` in the ignored scope; the remaining float work runs in
+      the plugin's default precision (bfloat16 where the CPU has it, reported in :attr:`inference_precision`).
+
+    :attr:`inference_precision` (``"f32"``, ``"bf16"``, ...) is set by the first :meth:`run`.
+
+    The model is compiled once per input shape (static shapes, ``PERFORMANCE_HINT`` ``LATENCY``,
+    ``INFERENCE_NUM_THREADS`` = ``torch.get_num_threads()``), as cartoonkit's compiled engines are.
+    """
+
+    layout = "NCHW"
+
+    def __init__(self, model_path: str | os.PathLike, precision: str = "fp32", *,
+                 float_layers: tuple[str, ...] = FLOAT_LAYERS, calibration: list | None = None,
+                 threads: int | None = None):
+        if precision not in OPENVINO_PRECISIONS:
+            raise ValueError(f"precision {precision!r}: one of {OPENVINO_PRECISIONS}")
+        ov = require("openvino", "The OpenVINO benchmark peer", OPENVINO_EXTRA)
+        self.path = Path(model_path)
+        self.precision = precision
+        self.core = ov.Core()
+        model = self.core.read_model(os.fspath(model_path))
+        self.name = f"openvino-{precision}"
+        if precision == "int8":
+            nncf = require("nncf", "The OpenVINO int8 benchmark peer", OPENVINO_EXTRA)
+            names = _openvino_ignored(model, float_layers)
+            arrays = _calibration_arrays(calibration)
+            model = nncf.quantize(model, nncf.Dataset(arrays), subset_size=len(arrays),
+                                  ignored_scope=nncf.IgnoredScope(names=names, validate=False))
+            self.float_layers = tuple(float_layers)
+            self.name += _int8_suffix(float_layers)
+        self.model = model
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
+        if precision != "int8":
+            self.config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+        self._requests: dict[tuple[int, ...], object] = {}
+        self.inference_precision: str | None = None
+
+    def _request(self, shape: tuple[int, ...]):
+        if shape not in self._requests:
+            model = self.model.clone()
+            model.reshape({0: list(shape)})
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino.Type: "f32", "bf16", ...
+            self.inference_precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+            self._requests[shape] = compiled.create_infer_request()
+        return self._requests[shape]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` float32 BGR in ``[-1, 1]`` -> the network output, same shape."""
+        x = _check_nchw(x)
+        return self._request(tuple(x.shape)).infer({0: x})[0].copy()
+
+
+def _openvino_ignored(model, float_layers: tuple[str, ...]) -> list[str]:
+    """Names of the ops NNCF must leave float: the guided-filter head and the convolutions in ``float_layers``."""
+
+    def weight_source(op) -> str:
+        node = op.input_value(1).get_node()
+        while node.get_type_name() != "Constant" and node.get_input_size():
+            node = node.input_value(0).get_node()
+        return node.get_friendly_name()
+
+    ops = model.get_ordered_ops()
+    convs = {weight_source(op): op for op in ops if op.get_type_name() == "Convolution"}
+    unknown = [name for name in (*float_layers, "conv9") if _weight_name(name) not in convs]
+    if unknown:
+        raise ValueError(f"not a cartoonkit export: no convolution for {unknown}")
+    last = convs[_weight_name("conv9")]
+    ends = [t.get_node() for t in last.output(0).get_target_inputs()]  # conv9's bias Add
+    generator, stack = set(), [last, *ends]
+    while stack:
+        node = stack.pop()
+        if node.get_friendly_name() not in generator:
+            generator.add(node.get_friendly_name())
+            stack += [v.get_node() for v in node.input_values()]
+    head = [op.get_friendly_name() for op in ops if op.get_friendly_name() not in generator
+            and op.get_type_name() not in ("Parameter", "Result", "Constant")]
+    return head + [convs[_weight_name(name)].get_friendly_name() for name in float_layers]
 
 
 class TFLiteRunner:

@@ -11,8 +11,23 @@ import torch
 from PIL import Image
 
 from cartoonkit.errors import CartoonkitError, ConfigError
-from cartoonkit.export import INPUT_NAME, OUTPUT_NAME, MissingDependencyError, export_onnx, verify_onnx
-from cartoonkit.peers import ModelRunner, NaivePipeline, OnnxRuntimeRunner, TFLiteRunner
+from cartoonkit.export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    MissingDependencyError,
+    export_onnx,
+    export_openvino,
+    verify_onnx,
+    verify_openvino,
+)
+from cartoonkit.peers import (
+    ModelRunner,
+    NaivePipeline,
+    OnnxRuntimeInt8Runner,
+    OnnxRuntimeRunner,
+    OpenVinoRunner,
+    TFLiteRunner,
+)
 
 TRACE = (64, 64)
 PORTRAIT = "wb_actress2.jpg"  # 756x1024, no EXIF orientation (the naive pipeline ignores EXIF)
@@ -161,6 +176,7 @@ def test_tflite_runner_matches_pytorch_at_224(tflite_file, network, shared_image
     (("onnxruntime",), lambda path: OnnxRuntimeRunner(path)),
     (("ai_edge_litert", "ai_edge_litert.interpreter"), lambda path: TFLiteRunner(path)),
     (("onnxscript",), lambda path: export_onnx(torch.nn.Identity(), path)),
+    (("onnxruntime.quantization",), lambda path: OnnxRuntimeInt8Runner(path)),
 ])
 def test_missing_optional_dependency_names_the_extra(modules, make, monkeypatch, tmp_path):
     for module in modules:
@@ -169,3 +185,120 @@ def test_missing_optional_dependency_names_the_extra(modules, make, monkeypatch,
         make(tmp_path / "model")
     assert isinstance(info.value, CartoonkitError) and isinstance(info.value, ImportError)
     assert modules[-1] in str(info.value)
+
+
+# ---- int8 and OpenVINO peers, each against PyTorch float32 on a real photo at PEER_SIZE -------------------------
+
+PEER_SIZE = 128
+REDUCED_PSNR_BAND = (25.0, 80.0)  # bf16 / int8 against float32: far from identical, far from broken
+
+
+def _psnr(got: np.ndarray, expected: np.ndarray) -> float:
+    from cartoonkit.bench.images import psnr
+    from cartoonkit.transforms import network_to_rgb_float
+
+    return psnr(network_to_rgb_float(torch.from_numpy(got)), network_to_rgb_float(torch.from_numpy(expected)))
+
+
+@pytest.fixture(scope="module")
+def peer_case(network, onnx_tools, shared_images, tmp_path_factory):
+    """A fixed-shape export at PEER_SIZE (quick to export), a real photo, PyTorch's output, and calibration
+    inputs: cartoonkit's calibration photos at the export's size."""
+    from cartoonkit.quantize import calibration_inputs
+
+    path = export_onnx(network, tmp_path_factory.mktemp("peers") / "fixed.onnx", height=PEER_SIZE, width=PEER_SIZE,
+                       dynamic=False)
+    x = _photo_bgr_nchw(shared_images / PORTRAIT, PEER_SIZE, PEER_SIZE)
+    with torch.inference_mode():
+        expected = network(torch.from_numpy(x)).numpy()
+    return path, x, expected, calibration_inputs(PEER_SIZE)
+
+
+@pytest.mark.parametrize("float_layers,name", [(("conv0", "conv8"), "onnxruntime-int8"),
+                                               ((), "onnxruntime-int8-allconv")])
+def test_onnxruntime_int8_runner_is_close_to_float32(peer_case, float_layers, name, capfd):
+    import onnx
+
+    path, x, expected, calibration = peer_case
+    runner = OnnxRuntimeInt8Runner(path, float_layers=float_layers, calibration=calibration)
+    assert isinstance(runner, ModelRunner) and runner.name == name and runner.path.is_file()
+    quantized = onnx.load(str(runner.path))
+    # the convolutions kept float read their float weights directly; every other one through DequantizeLinear
+    float_convs = {n.input[1] for n in quantized.graph.node if n.op_type == "Conv" and n.input[1].endswith(".weight")}
+    assert float_convs == {f"generator.{layer}.weight" for layer in float_layers}
+    assert any(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
+    quality = _psnr(runner.run(x), expected)
+    assert REDUCED_PSNR_BAND[0] <= quality <= REDUCED_PSNR_BAND[1], f"{name}: {quality:.1f} dB"
+    assert capfd.readouterr().out == ""
+
+
+@pytest.fixture(scope="module")
+def openvino():
+    return pytest.importorskip("openvino")
+
+
+def test_openvino_fp32_runner_matches_pytorch(peer_case, openvino):
+    path, x, expected, _ = peer_case
+    runner = OpenVinoRunner(path, "fp32")
+    assert isinstance(runner, ModelRunner) and runner.name == "openvino-fp32"
+    assert np.abs(runner.run(x) - expected).max() <= EXPORT_TOLERANCE
+    assert runner.inference_precision == "f32"
+    with pytest.raises(ValueError, match="multiples of 4"):
+        runner.run(x[..., :126, :])
+
+
+def test_openvino_bf16_runner_reports_what_it_ran_and_is_close(peer_case, openvino):
+    path, x, expected, _ = peer_case
+    runner = OpenVinoRunner(path, "bf16")
+    got = runner.run(x)
+    assert runner.name == "openvino-bf16" and runner.inference_precision is not None
+    if runner.inference_precision != "bf16":
+        pytest.skip(f"this CPU ran the bf16 hint as {runner.inference_precision}")
+    quality = _psnr(got, expected)
+    assert REDUCED_PSNR_BAND[0] <= quality <= REDUCED_PSNR_BAND[1], f"{quality:.1f} dB"
+
+
+def test_openvino_int8_runner_keeps_cartoonkits_float_layers(peer_case, openvino, capfd):
+    pytest.importorskip("nncf")
+    path, x, expected, calibration = peer_case
+    runner = OpenVinoRunner(path, "int8", calibration=calibration)
+    assert runner.name == "openvino-int8" and runner.float_layers == ("conv0", "conv8")
+    weight_types = {}  # convolution -> element type of the constant its weights come from
+    for op in runner.model.get_ordered_ops():
+        if op.get_type_name() == "Convolution":
+            weights = op.input_value(1).get_node()
+            while weights.get_type_name() != "Constant" and weights.get_input_size():
+                weights = weights.input_value(0).get_node()
+            weight_types[op.get_friendly_name()] = str(weights.get_output_element_type(0))
+    assert len(weight_types) == 18
+    float_convs = [name for name, kind in weight_types.items() if "float32" in kind]
+    assert len(float_convs) == 2 and all("int8" in k for n, k in weight_types.items() if n not in float_convs)
+    assert float_convs == [list(weight_types)[0], list(weight_types)[-2]]  # conv0 and conv8 (conv9 is last)
+    quality = _psnr(runner.run(x), expected)
+    assert REDUCED_PSNR_BAND[0] <= quality <= REDUCED_PSNR_BAND[1], f"{quality:.1f} dB"
+    capfd.readouterr()  # NNCF prints progress bars; what matters is that nothing fails
+
+
+def test_openvino_export_writes_float32_ir_that_matches_pytorch(network, peer_case, openvino, tmp_path):
+    _, x, _, _ = peer_case
+    path = export_openvino(network, tmp_path / "ir" / "cartoon.xml", dynamic=False, height=PEER_SIZE,
+                           width=PEER_SIZE)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cartoon.bin", "cartoon.xml"]
+    assert (tmp_path / "ir" / "cartoon.bin").stat().st_size > 4 * 1_000_000  # ~1.5 M float32 weights, not fp16
+    assert verify_openvino(path, network, x) <= EXPORT_TOLERANCE
+    with pytest.raises(ConfigError, match="NAME.xml"):
+        export_openvino(network, tmp_path / "cartoon.onnx")
+
+
+@pytest.mark.parametrize("modules,make", [
+    (("openvino",), lambda onnx_path, tmp: OpenVinoRunner(onnx_path)),
+    (("nncf",), lambda onnx_path, tmp: OpenVinoRunner(onnx_path, "int8")),
+    (("openvino",), lambda onnx_path, tmp: export_openvino(torch.nn.Identity(), tmp / "m.xml")),
+])
+def test_missing_openvino_names_its_extra(modules, make, monkeypatch, tmp_path, peer_case):
+    if modules == ("nncf",):
+        pytest.importorskip("openvino")
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'cartoonkit\[openvino\]'"):
+        make(peer_case[0], tmp_path)
