@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -130,9 +131,19 @@ def _export_dynamo(net: CartoonNetwork, example: torch.Tensor, path: Path, opset
         dynamic_shapes = ({0: dim("batch", min=1),
                            2: SIZE_MULTIPLE * dim("height_div4", min=1),
                            3: SIZE_MULTIPLE * dim("width_div4", min=1)},)
-    torch.onnx.export(net, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                      opset_version=opset, dynamic_shapes=dynamic_shapes, dynamo=True, external_data=False,
-                      verbose=False)
+    # The exporter's optimisers log every deduplicated constant and skipped fold at INFO ("Replaced initializer
+    # ...", "Skipping constant folding ..."), dozens of lines that the CLI's INFO logging would show.
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        torch.onnx.export(net, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          opset_version=opset, dynamic_shapes=dynamic_shapes, dynamo=True, external_data=False,
+                          verbose=False)
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _export_torchscript(net: CartoonNetwork, example: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:

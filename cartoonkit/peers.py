@@ -30,6 +30,9 @@ by default :data:`cartoonkit.quantize.FLOAT_LAYERS` (``conv0`` and ``conv8``), a
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -243,11 +246,23 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike, calibrati
             return next(self._batches, None)
 
     dst = Path(dst)
-    quantization.quantize_static(os.fspath(src), os.fspath(dst), Reader(), quant_format=quantization.QuantFormat.QDQ,
-                                 per_channel=True, activation_type=quantization.QuantType.QUInt8,
-                                 weight_type=quantization.QuantType.QInt8, nodes_to_exclude=excluded,
-                                 calibrate_method=quantization.CalibrationMethod.MinMax)
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)  # quantize_static logs it on the root logger, every time
+    try:
+        quantization.quantize_static(os.fspath(src), os.fspath(dst), Reader(),
+                                     quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                                     activation_type=quantization.QuantType.QUInt8,
+                                     weight_type=quantization.QuantType.QInt8, nodes_to_exclude=excluded,
+                                     calibrate_method=quantization.CalibrationMethod.MinMax)
+    finally:
+        root.removeFilter(_no_preprocessing_advice)
     return dst
+
+
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """Drops ONNX Runtime's "Please consider (to run) pre-processing before quantization" warnings: the
+    export already has its shapes inferred, and the advice is about models from other sources."""
+    return "pre-processing before quantization" not in str(record.msg)
 
 
 def _int8_suffix(float_layers: tuple[str, ...]) -> str:
@@ -314,8 +329,16 @@ class OpenVinoRunner:
             nncf = require("nncf", "The OpenVINO int8 benchmark peer", OPENVINO_EXTRA)
             names = _openvino_ignored(model, float_layers)
             arrays = _calibration_arrays(calibration)
-            model = nncf.quantize(model, nncf.Dataset(arrays), subset_size=len(arrays),
-                                  ignored_scope=nncf.IgnoredScope(names=names, validate=False))
+            # NNCF logs to stdout at INFO and draws progress bars there; neither belongs in a benchmark table.
+            nncf_log = logging.getLogger("nncf")
+            level = nncf_log.level
+            nncf_log.setLevel(logging.WARNING)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    model = nncf.quantize(model, nncf.Dataset(arrays), subset_size=len(arrays),
+                                          ignored_scope=nncf.IgnoredScope(names=names, validate=False))
+            finally:
+                nncf_log.setLevel(level)
             self.float_layers = tuple(float_layers)
             self.name += _int8_suffix(float_layers)
         self.model = model

@@ -302,3 +302,32 @@ def test_missing_openvino_names_its_extra(modules, make, monkeypatch, tmp_path, 
         monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'cartoonkit\[openvino\]'"):
         make(peer_case[0], tmp_path)
+
+
+def test_bench_peers_fills_psnr_and_skips_a_missing_package_with_one_line(network, onnx_tools, monkeypatch):
+    """``cartoonkit bench --peers`` at 64 px, with OpenVINO 'uninstalled': the ONNX Runtime rows (float32 and
+    both int8) carry a PSNR against float32, and each OpenVINO peer is one line naming its extra."""
+    from cartoonkit import export
+    from cartoonkit.bench.run import bench_peers
+    from cartoonkit.imageio import read_image
+    from cartoonkit.samples import sample_photos
+
+    # A fixed 64x64 export instead of the dynamic one: the same graph for this size, in a third of the time.
+    fixed = export.export_onnx
+    monkeypatch.setattr(export, "export_onnx",
+                        lambda net, path, **_: fixed(net, path, height=64, width=64, dynamic=False))
+    monkeypatch.setattr("cartoonkit.quantize.calibration_inputs",
+                        lambda size=64: [torch.zeros(1, 3, 64, 64), torch.rand(1, 3, 64, 64) * 2 - 1])
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    photo = read_image(sample_photos()[0]).rgb
+    from cartoonkit.bench.images import square_photo
+    from cartoonkit.transforms import network_to_rgb_float, rgb_uint8_to_network
+
+    with torch.inference_mode():
+        reference = network_to_rgb_float(network(rgb_uint8_to_network(square_photo(photo, 64)[None])))
+    lines = []
+    rows, checks = bench_peers("whitebox", photo, [64], 1, {64: reference}, None, echo=lines.append)
+    assert [r.variant for r in rows] == ["onnxruntime-cpu-fp32", "onnxruntime-int8", "onnxruntime-int8-allconv"]
+    assert rows[0].psnr_vs_fp32 > 100 and all(15 < r.psnr_vs_fp32 < 80 for r in rows[1:])
+    assert checks["onnx_max_abs_diff_64"] <= EXPORT_TOLERANCE
+    assert len(lines) == 3 and all("OpenVINO" in line and "cartoonkit[openvino]" in line for line in lines)

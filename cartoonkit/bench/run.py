@@ -108,33 +108,93 @@ def bench_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], 
                     None, repeats, len(files))
 
 
+def _peer_row(runner, resolution: int, x, repeats: int, reference: torch.Tensor, precision: str) -> BenchRow:
+    """One model-alone row of an NCHW peer on the input ``x`` (numpy), with its PSNR against float32."""
+    from ..transforms import network_to_rgb_float
+
+    seconds = median_seconds(lambda: runner.run(x), repeats, torch.device("cpu"))
+    out = network_to_rgb_float(torch.from_numpy(runner.run(x)))
+    return BenchRow(runner.name, "model", resolution, 1, seconds * 1e3, 1 / seconds, precision,
+                    psnr(out, reference.cpu()), repeats, 1)
+
+
+def _openvino_precision(runner) -> str:
+    """What the OpenVINO runner actually ran (``INFERENCE_PRECISION_HINT`` of the compiled model)."""
+    ran = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}.get(runner.inference_precision,
+                                                                      str(runner.inference_precision))
+    if runner.precision == "int8":
+        return f"int8 (rest {ran})"
+    if runner.precision == "bf16" and ran != "bfloat16":
+        return f"{ran} (bf16 asked)"
+    return ran
+
+
 def bench_peers(model: str, photo: torch.Tensor, resolutions: list[int], repeats: int,
-                references: dict[int, torch.Tensor], tflite_file: Path | None) -> tuple[list[BenchRow], dict]:
-    """Model-alone rows for ONNX Runtime (our export, parity-checked) and the TFLite interpreter (224 only)."""
-    from ..export import export_onnx, verify_onnx
-    from ..peers import OnnxRuntimeRunner, TFLiteRunner
-    from ..transforms import network_to_rgb_float, rgb_uint8_to_network
+                references: dict[int, torch.Tensor], tflite_file: Path | None,
+                echo=None) -> tuple[list[BenchRow], dict]:
+    """Model-alone rows of the other runtimes, each with its PSNR against eager float32.
+
+    On our ONNX export (parity-checked against PyTorch at every resolution): ONNX Runtime float32 and int8
+    (:class:`~cartoonkit.peers.OnnxRuntimeInt8Runner`, with cartoonkit's float layers and with every
+    convolution in int8), OpenVINO float32, bfloat16 and int8 (:class:`~cartoonkit.peers.OpenVinoRunner`);
+    then the TFLite interpreter (224 only). A peer whose package is missing is skipped with one line through
+    ``echo`` (default: stderr) naming the extra that installs it; the run goes on.
+    """
+    from ..export import MissingDependencyError, export_onnx, verify_onnx
+    from ..peers import OnnxRuntimeInt8Runner, OnnxRuntimeRunner, OpenVinoRunner, TFLiteRunner
+    from ..transforms import rgb_uint8_to_network
     from ..weights import load_network
 
-    cpu = torch.device("cpu")
+    if echo is None:
+        import sys
+
+        def echo(line: str) -> None:
+            print(line, file=sys.stderr)
+
     network, _ = load_network(model)
     rows, checks = [], {}
+    inputs = {r: rgb_uint8_to_network(square_photo(photo, r)[None]).numpy() for r in resolutions}
+
+    def measure(label: str, make, precision) -> None:
+        try:
+            runner = make()
+            for resolution, x in inputs.items():
+                row = _peer_row(runner, resolution, x, repeats, references[resolution], "")
+                row.precision = precision(runner) if callable(precision) else precision  # known once it ran
+                rows.append(row)
+        except MissingDependencyError as exc:
+            echo(f"skipping the {label} peer: {exc}")
+
     with tempfile.TemporaryDirectory(prefix="cartoonkit-onnx-") as tmp:
-        onnx_path = export_onnx(network, Path(tmp) / "cartoon.onnx", dynamic=True)
-        runner = OnnxRuntimeRunner(onnx_path)
-        for resolution in resolutions:
-            x = rgb_uint8_to_network(square_photo(photo, resolution)[None]).numpy()
-            checks[f"onnx_max_abs_diff_{resolution}"] = verify_onnx(onnx_path, network, torch.from_numpy(x))
-            seconds = median_seconds(lambda x=x: runner.run(x), repeats, cpu)
-            out = network_to_rgb_float(torch.from_numpy(runner.run(x)))
-            rows.append(BenchRow(runner.name, "model", resolution, 1, seconds * 1e3, 1 / seconds, "float32",
-                                 psnr(out, references[resolution].cpu()), repeats, 1))
+        try:
+            onnx_path = export_onnx(network, Path(tmp) / "cartoon.onnx", dynamic=True)
+        except MissingDependencyError as exc:
+            echo(f"skipping the ONNX-based peers (ONNX Runtime, OpenVINO): {exc}")
+            onnx_path = None
+        if onnx_path is not None:
+            try:
+                for resolution, x in inputs.items():
+                    checks[f"onnx_max_abs_diff_{resolution}"] = verify_onnx(onnx_path, network, torch.from_numpy(x))
+            except MissingDependencyError as exc:
+                echo(f"skipping the ONNX Runtime parity check: {exc}")
+            measure("ONNX Runtime", lambda: OnnxRuntimeRunner(onnx_path), "float32")
+            measure("ONNX Runtime int8", lambda: OnnxRuntimeInt8Runner(onnx_path), "int8 (conv0, conv8 float32)")
+            measure("ONNX Runtime int8 (all convolutions)", lambda: OnnxRuntimeInt8Runner(onnx_path, float_layers=()),
+                    "int8")
+            for precision in ("fp32", "bf16", "int8"):
+                measure(f"OpenVINO {precision}", lambda p=precision: OpenVinoRunner(onnx_path, p),
+                        _openvino_precision)
     if tflite_file is not None:
-        tflite = TFLiteRunner(tflite_file)
-        x = rgb_uint8_to_network(square_photo(photo, 224)[None]).permute(0, 2, 3, 1).contiguous().numpy()
-        seconds = median_seconds(lambda: tflite.run(x), repeats, cpu)
-        rows.append(BenchRow(tflite.name, "model", 224, 1, seconds * 1e3, 1 / seconds, "float32 (fp16 weights)",
-                             None, repeats, 1))
+        cpu = torch.device("cpu")
+        try:
+            tflite = TFLiteRunner(tflite_file)
+        except MissingDependencyError as exc:
+            echo(f"skipping the TFLite peer: {exc}")
+        else:
+            x = rgb_uint8_to_network(square_photo(photo, 224)[None]).permute(0, 2, 3, 1).contiguous().numpy()
+            seconds = median_seconds(lambda: tflite.run(x), repeats, cpu)
+            rows.append(BenchRow(tflite.name, "model", 224, 1, seconds * 1e3, 1 / seconds, "float32 (fp16 weights)",
+                                 None, repeats, 1))
     return rows, checks
 
 
