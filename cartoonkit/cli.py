@@ -198,39 +198,51 @@ def _compound_photos() -> dict[str, Path]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """The float32 network as ONNX, with the parity check against PyTorch printed."""
-    if args.format != "onnx":
-        raise ConfigError(f"--format {args.format}: not built yet; onnx is (issue 12 adds openvino)")
+    """The float32 network as ONNX or OpenVINO IR, with the parity check against PyTorch printed."""
     import os
+    import shutil
     import tempfile
 
-    from .export import export_onnx, verify_onnx
+    from . import export
     from .weights import load_network
 
+    openvino = args.format == "openvino"
+    if openvino:
+        export.require("openvino", "cartoonkit export --format openvino", export.OPENVINO_EXTRA)
     network, card = load_network(args.model)
     size, path = args.check_size, Path(args.output)
+    if openvino and path.suffix != ".xml":
+        raise ConfigError(f"--format openvino writes NAME.xml and NAME.bin: give -o DIR/NAME.xml, not {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed once checked: never a half-written or unchecked model at OUTPUT.
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    temporary = workdir / path.name  # OpenVINO's .xml finds its .bin by name, so keep the final names
+    written = [path.with_suffix(".bin"), path] if openvino else [path]  # the .xml last: it names the .bin
+    shape = {} if args.dynamic else {"height": size, "width": size}
     try:
-        export_onnx(network, temporary, dynamic=args.dynamic, height=None if args.dynamic else size,
-                    width=None if args.dynamic else size)
+        if openvino:
+            export.export_openvino(network, temporary, dynamic=args.dynamic, **shape)
+        else:
+            export.export_onnx(network, temporary, dynamic=args.dynamic, **shape)
         checks = _export_checks(size, args.dynamic)
-        worst = verify_onnx(temporary, network, checks)
+        worst = (export.verify_openvino if openvino else export.verify_onnx)(temporary, network, checks)
         if worst * 127.5 < 0.5:
-            os.replace(temporary, path)
+            for final in written:
+                os.replace(workdir / final.name, final)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     shapes = ", ".join("x".join(map(str, batch.shape)) for batch in checks)
     axes = "batch, height and width free (multiples of 4)" if args.dynamic else f"fixed 1x3x{size}x{size}"
-    print(f"parity with PyTorch float32 on a real photo ({shapes}): max abs difference {worst:.2e} "
+    runtime = "OpenVINO (CPU, f32 inference)" if openvino else "ONNX Runtime"
+    print(f"parity with PyTorch float32 on a real photo ({shapes}, {runtime}): max abs difference {worst:.2e} "
           f"on the [-1, 1] scale, {worst * 127.5:.4f} of a level")
     if worst * 127.5 >= 0.5:
         print(f"error: the export does not match PyTorch within half a level; {path} was not written",
               file=sys.stderr)
         return EXIT_FAILURES
-    print(f"exported {card.name} to {path} ({path.stat().st_size / 2**20:.1f} MB, ONNX, float32, {axes})")
+    megabytes = sum(f.stat().st_size for f in written) / 2**20
+    kind = f"OpenVINO IR with {path.with_suffix('.bin').name}" if openvino else "ONNX"
+    print(f"exported {card.name} to {path} ({megabytes:.1f} MB, {kind}, float32, {axes})")
     return EXIT_OK
 
 
@@ -366,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "input is photo_bgr (N, 3, H, W) float32 BGR in [-1, 1], H and W multiples of 4, the output "
                     "cartoon_bgr of the same shape. The export is checked against PyTorch on a real photo.")
     export.add_argument("--format", default="onnx", choices=["onnx", "openvino"],
-                        help="onnx (default); openvino is not built yet")
+                        help="onnx (default) or openvino (IR: -o DIR/NAME.xml writes NAME.xml and NAME.bin)")
     export.add_argument("-o", "--output", default="cartoonkit.onnx", help="file to write (default cartoonkit.onnx)")
     export.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
     export.add_argument("--dynamic", action="store_true",

@@ -351,5 +351,26 @@ def test_export_that_fails_its_parity_check_leaves_no_file(capsys, tmp_path, mod
     code, stdout, stderr = run_cli(capsys, "export", "-o", tmp_path / "m.onnx", "--check-size", "64")
     assert code == 1 and "was not written" in stderr
     assert list(tmp_path.iterdir()) == []
-    code, _, stderr = run_cli(capsys, "export", "--format", "openvino", "-o", tmp_path / "m.xml")
-    assert code == 2 and "not built yet" in stderr
+    monkeypatch.setattr(export, "verify_openvino", lambda *args: 0.5)
+    code, _, stderr = run_cli(capsys, "export", "--format", "openvino", "-o", tmp_path / "m.xml", "--check-size", "64")
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        assert code == 2 and "pip install 'cartoonkit[openvino]'" in stderr
+    else:
+        assert code == 1 and "was not written" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_openvino_writes_the_float32_ir_pair_and_prints_its_parity_check(capsys, tmp_path, models_dir):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "deploy" / "cartoon.xml"
+    code, stdout, stderr = run_cli(capsys, "export", "--format", "openvino", "-o", out, "--check-size", "64")
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cartoon.bin", "cartoon.xml"]
+    parity = next(line for line in stdout.splitlines() if line.startswith("parity with PyTorch"))
+    assert "OpenVINO" in parity and float(parity.split("max abs difference ")[1].split()[0]) < 1e-4
+    assert "OpenVINO IR with cartoon.bin" in stdout and "fixed 1x3x64x64" in stdout
+    code, _, stderr = run_cli(capsys, "export", "--format", "openvino", "-o", tmp_path / "cartoon.onnx")
+    assert code == 2 and "DIR/NAME.xml" in stderr
