@@ -15,6 +15,12 @@ The export bakes the shape in (padding and slice sizes are Python integers), so 
 its own graph; the calibration statistics are shared, so a new shape costs an export and a compilation,
 not a recalibration. The engine's shape buckets keep the number of shapes small.
 
+Each shape is compiled ahead of time (AOTInductor, with freezing, the work between convolutions under
+bfloat16 autocast where the CPU has it: the same kernels, and the same bytes, as ``torch.compile`` gives) into
+a package kept in :mod:`cartoonkit.compile_cache`. A later process with the same model, shape, torch, torchao
+and CPU loads it in milliseconds instead of calibrating (3 s) and compiling (10-30 s); calibration only runs
+when a shape has to be built.
+
 Calibration set: the colour photos shipped inside scikit-image (a portrait, a cup, a cat, a rocket), centre
 crops at :data:`CALIBRATION_SIZE`. Deterministic, no download, and disjoint from the real photos that the
 tests and the benchmark measure the int8 output on (PSNR against float32, the 40 dB bar).
@@ -95,37 +101,64 @@ def _prepare(generator: nn.Module, example: torch.Tensor, float_layers: tuple[st
 
 
 class _QuantizedNetwork(nn.Module):
-    """The int8 generator of one shape plus the float32 guided-filter head (what ``CartoonNetwork`` does)."""
+    """The int8 generator of one shape plus the float32 guided-filter head (what ``CartoonNetwork`` does).
 
-    def __init__(self, generator: torch.fx.GraphModule, radius: int, eps: float):
+    ``compute_dtype`` bfloat16: the work between the int8 convolutions runs under bfloat16 autocast, inside
+    ``forward`` so that the ahead-of-time export keeps it."""
+
+    def __init__(self, generator: torch.fx.GraphModule, radius: int, eps: float,
+                 compute_dtype: torch.dtype = torch.float32):
         super().__init__()
         self.generator = generator
         self.radius = radius
         self.eps = eps
+        self.bf16 = compute_dtype == torch.bfloat16
 
     def forward(self, photo_bgr: torch.Tensor) -> torch.Tensor:
-        styled = self.generator(photo_bgr).float()
-        return guided_filter(photo_bgr.float(), styled, self.radius, self.eps)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            styled = self.generator(photo_bgr)
+        return guided_filter(photo_bgr.float(), styled.float(), self.radius, self.eps)
 
 
 class Int8Network:
-    """``CartoonNetwork`` with an int8 generator: calibrated on construction, compiled once per input shape.
+    """``CartoonNetwork`` with an int8 generator: one compiled package per input shape, from the cache when
+    there is one, else calibrated (once per process, on the first shape to build) and compiled into it.
 
     ``compute_dtype`` is what the work between the int8 convolutions runs in (``torch.bfloat16`` on CPUs
-    with fast bfloat16, else ``torch.float32``).
+    with fast bfloat16, else ``torch.float32``). ``cache``: a :class:`~cartoonkit.compile_cache.CompiledCache`
+    (default: the user's); ``calibration``: the calibration inputs (default :func:`calibration_inputs`).
     """
 
     def __init__(self, network: CartoonNetwork, compute_dtype: torch.dtype = torch.float32,
-                 calibration: list[torch.Tensor] | None = None, float_layers: tuple[str, ...] = FLOAT_LAYERS):
+                 calibration: list[torch.Tensor] | None = None, float_layers: tuple[str, ...] = FLOAT_LAYERS,
+                 cache=None):
+        from .compile_cache import CompiledCache, environment_parts, weights_digest
+
         self.float_layers = float_layers
         self.generator = copy.deepcopy(network.generator).float().eval().requires_grad_(False)
         self.radius, self.eps = network.radius, network.eps
         self.compute_dtype = compute_dtype
-        self._by_shape: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}
-        started = time.perf_counter()
-        inputs = calibration or calibration_inputs()
-        self._observer_state = self._calibrate(inputs)
-        log.info("int8: calibrated on %d photos in %.1f s", len(inputs), time.perf_counter() - started)
+        self.cache = cache if cache is not None else CompiledCache()
+        self._calibration = calibration
+        self._observer_state: dict[str, torch.Tensor] | None = None
+        self._by_shape: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self._key_parts = {**environment_parts(), "network": "int8", "weights": weights_digest(network),
+                           "compute_dtype": str(compute_dtype), "float_layers": list(float_layers),
+                           "calibration": "custom" if calibration is not None else
+                           [list(CALIBRATION_PHOTOS), CALIBRATION_SIZE]}
+        self.built: list[tuple] = []   # shapes this object compiled (the rest came from the cache)
+
+    def key_parts(self, x: torch.Tensor) -> dict:
+        """What the compiled package for ``x``'s shape depends on (see :mod:`cartoonkit.compile_cache`)."""
+        return {**self._key_parts, "shape": list(x.shape), "channels_last": _memory_format(x) == torch.channels_last}
+
+    def _observers(self) -> dict[str, torch.Tensor]:
+        if self._observer_state is None:
+            started = time.perf_counter()
+            inputs = self._calibration or calibration_inputs()
+            self._observer_state = self._calibrate(inputs)
+            log.info("int8: calibrated on %d photos in %.1f s", len(inputs), time.perf_counter() - started)
+        return self._observer_state
 
     def _calibrate(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.inference_mode(False), torch.no_grad():
@@ -134,27 +167,44 @@ class Int8Network:
                 prepared(x.clone())
             return {name: value.clone() for name, value in prepared.state_dict().items()}
 
-    def _build(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _compile_package(self, x: torch.Tensor, destination: str) -> None:
+        """Calibrated int8 graph for ``x``'s shape -> an AOTInductor package at ``destination``."""
         pt2e, _ = _import_torchao()
         with torch.inference_mode(False), torch.no_grad():
             example = torch.zeros(x.shape, dtype=torch.float32).contiguous(memory_format=_memory_format(x))
             prepared = _prepare(self.generator, example, self.float_layers)
-            prepared.load_state_dict(self._observer_state, strict=True)
+            prepared.load_state_dict(self._observers(), strict=True)
             quantized = pt2e.convert_pt2e(prepared)
-        log.info("int8: compiling for shape %s (10-30 s, once per shape and process)", tuple(x.shape))
-        return torch.compile(_QuantizedNetwork(quantized, self.radius, self.eps), dynamic=False)
+            exported = torch.export.export(_QuantizedNetwork(quantized, self.radius, self.eps, self.compute_dtype),
+                                           (example,))
+            log.info("int8: compiling for shape %s (10-30 s, once per shape; kept in %s)", tuple(x.shape),
+                     self.cache.folder)
+            # Freezing is what lets inductor fold the weights and lower quantize/dequantize pairs to oneDNN
+            # int8 convolutions.
+            from torch._inductor import aoti_compile_and_package
+
+            aoti_compile_and_package(exported, package_path=destination, inductor_configs={"freezing": True})
+
+    def _runner(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        from .compile_cache import key_of
+
+        parts = self.key_parts(x)
+        key = key_of(parts)
+        runner = self.cache.load(key)
+        if runner is None:
+            self.cache.store(key, parts, lambda destination: self._compile_package(x, destination))
+            self.built.append(tuple(x.shape))
+            runner = self.cache.load(key)
+            if runner is None:
+                raise RuntimeError(f"int8: the package just compiled for {tuple(x.shape)} does not load")
+        return runner
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        key = tuple(x.shape)
+        x = x.float()
+        key = (tuple(x.shape), _memory_format(x))
         if key not in self._by_shape:
-            self._by_shape[key] = self._build(x)
-        # Freezing is what lets inductor fold the weights and lower quantize/dequantize pairs to oneDNN int8
-        # convolutions; it has to be on while the first call compiles.
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(freezing=True), \
-                torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.compute_dtype == torch.bfloat16):
-            return self._by_shape[key](x.float())
+            self._by_shape[key] = self._runner(x)
+        return self._by_shape[key](x)
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:

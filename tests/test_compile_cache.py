@@ -1,0 +1,110 @@
+"""The persistent cache of compiled int8 networks: used when every key matches, rebuilt when any differs or a
+file is damaged, held to its size limit, and giving exactly what a fresh compilation gives."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+import torch
+
+from cartoonkit import compile_cache, quantize
+from cartoonkit.compile_cache import CompiledCache, key_of
+from cartoonkit.weights import load_network
+
+pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="int8 is x86-64 only")
+SHAPE = (1, 3, 64, 96)
+
+
+@pytest.fixture(scope="module")
+def network(models_dir):
+    return load_network(models_dir=models_dir)[0]
+
+
+@pytest.fixture(scope="module")
+def photo_batch():
+    generator = torch.Generator().manual_seed(3)
+    return (torch.rand(SHAPE, generator=generator) * 2 - 1).contiguous(memory_format=torch.channels_last)
+
+
+@pytest.fixture(scope="module")
+def built(network, photo_batch, tmp_path_factory):
+    """One int8 network compiled into a fresh cache: (cache, its output, the object that built it)."""
+    cache = CompiledCache(tmp_path_factory.mktemp("compiled"))
+    first = quantize.Int8Network(network, compute_dtype=torch.bfloat16, cache=cache)
+    with torch.inference_mode():
+        out = first(photo_batch)
+    assert first.built == [SHAPE] and len(cache.entries()) == 1
+    return cache, out, first
+
+
+def _no_compiling(monkeypatch):
+    def refuse(self, x, destination):
+        raise AssertionError("compiled although the cache holds this shape")
+
+    monkeypatch.setattr(quantize.Int8Network, "_compile_package", refuse)
+
+
+def test_a_matching_entry_is_loaded_without_calibrating_or_compiling(network, photo_batch, built, monkeypatch):
+    cache, out, _ = built
+    _no_compiling(monkeypatch)
+    again = quantize.Int8Network(network, compute_dtype=torch.bfloat16, cache=cache)  # as a new process would
+    with torch.inference_mode():
+        assert torch.equal(again(photo_batch), out)  # the same bytes as the fresh compilation
+    assert again.built == [] and again._observer_state is None  # no calibration either
+
+
+@pytest.mark.parametrize("part, value", [("torch", "0.0.0"), ("torchao", "0.0"), ("cpu_isa", ["sse2"]),
+                                         ("weights", "0" * 64), ("shape", [2, 3, 64, 96]), ("format", 0),
+                                         ("compute_dtype", "torch.float32"), ("channels_last", False)])
+def test_an_entry_is_never_loaded_when_any_key_part_differs(network, photo_batch, built, part, value):
+    cache, _, first = built
+    parts = first.key_parts(photo_batch)
+    assert cache.load(key_of(parts)) is not None
+    assert part in parts and parts[part] != value
+    assert cache.load(key_of({**parts, part: value})) is None
+
+
+def test_the_key_follows_the_machine_and_the_model(network, photo_batch, monkeypatch):
+    plain = quantize.Int8Network(network, cache=CompiledCache("/nonexistent"))
+    real = compile_cache.environment_parts()
+    monkeypatch.setattr(compile_cache, "environment_parts", lambda: {**real, "torch": "9.9.9"})
+    newer = quantize.Int8Network(network, cache=CompiledCache("/nonexistent"))
+    assert key_of(plain.key_parts(photo_batch)) != key_of(newer.key_parts(photo_batch))
+    assert plain.key_parts(photo_batch)["weights"] == compile_cache.weights_digest(network)
+    other = load_network()[0]
+    with torch.no_grad():
+        other.generator.conv0.weight[0, 0, 0, 0] += 1e-3
+    assert compile_cache.weights_digest(other) != compile_cache.weights_digest(network)
+    assert plain.key_parts(photo_batch[..., :64])["shape"] != plain.key_parts(photo_batch)["shape"]
+
+
+def test_a_damaged_entry_is_removed_and_rebuilt(network, photo_batch, built):
+    cache, out, first = built
+    key = key_of(first.key_parts(photo_batch))
+    cache.package(key).write_bytes(b"not a package")
+    rebuilt = quantize.Int8Network(network, compute_dtype=torch.bfloat16, cache=cache)
+    with torch.inference_mode():
+        assert torch.equal(rebuilt(photo_batch), out)
+    assert rebuilt.built == [SHAPE] and cache.load(key) is not None
+
+
+def test_the_cache_keeps_to_its_size_limit(tmp_path):
+    cache = CompiledCache(tmp_path, limit_mb=2.5)
+    for name in ("old", "middle", "new"):
+        cache.store(name, {"name": name}, lambda path: open(path, "wb").write(b"x" * 2**20))
+    assert [p.stem for p in cache.entries()] == ["middle", "new"]  # 2 MB fit; the least recently used went
+    assert not (tmp_path / "old.json").exists() and cache.size_bytes() == 2 * 2**20
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temporary files left
+
+
+def test_a_failed_build_leaves_nothing(tmp_path):
+    cache = CompiledCache(tmp_path)
+
+    def fails(path):
+        open(path, "wb").write(b"half")
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError):
+        cache.store("k", {}, fails)
+    assert list(tmp_path.iterdir()) == []
