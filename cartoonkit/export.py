@@ -26,6 +26,11 @@ stride-2 padding is always ``(0, 1)``). Both graphs run at the same speed in ONN
 
 Neither graph checks its input: a size that is not a multiple of 4 fails inside ONNX Runtime or
 gives a wrong shape. :class:`cartoonkit.peers.OnnxRuntimeRunner` checks before running.
+
+OpenVINO IR (:func:`export_openvino`, ``cartoonkit export --format openvino``) is converted from this
+ONNX model with ``openvino.convert_model`` and saved with float32 weights; :func:`verify_openvino`
+checks it in OpenVINO's CPU plugin with ``INFERENCE_PRECISION_HINT`` ``f32`` (~3e-6 from PyTorch).
+Needs the ``openvino`` extra as well as ``bench`` (for the ONNX step).
 """
 
 from __future__ import annotations
