@@ -263,6 +263,29 @@ def _export_checks(size: int, dynamic: bool) -> list:
     return checks
 
 
+def cmd_warmup(args: argparse.Namespace) -> int:
+    from .compile_cache import CompiledCache
+    from .pipeline import Cartoonizer
+    from .warmup import common_shapes, warm_up
+
+    ck = Cartoonizer.from_pretrained(args.model, device="cpu", precision="int8")
+    total = sum(len(common_shapes(r, ck.engine.bucket)) for r in args.resolution)
+    print(f"int8 {args.model}: {total} shape(s) at {', '.join(map(str, args.resolution))} px "
+          "(a new one compiles in 10-30 s, a cached one loads at once)")
+
+    def report(warmed) -> None:
+        height, width = warmed.shape
+        state = "compiled" if warmed.built else "cached"
+        print(f"  {height}x{width}: {state} ({warmed.seconds:.1f} s)", flush=True)
+
+    warmed = warm_up(ck, args.resolution, report)
+    cache = CompiledCache()
+    print(f"{sum(w.built for w in warmed)} compiled, {sum(not w.built for w in warmed)} already cached; "
+          f"cache {cache.folder} holds {len(cache.entries())} package(s), {cache.size_bytes() / 2**20:.0f} MB "
+          f"(limit {cache.limit_bytes // 2**20} MB; safe to delete)")
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .hardware import describe
 
@@ -386,6 +409,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check-size", type=_multiple_of_4, default=256,
                         help="side of the square the parity check runs at, and of a fixed-shape export (default 256)")
     export.set_defaults(func=cmd_export)
+
+    warmup = sub.add_parser(
+        "warmup", help="compile the int8 network ahead of time for the common photo shapes (x86 CPUs)",
+        description="Compile --precision int8 for the shapes photos of the usual aspect ratios (1:1, 4:3, 3:2, 16:9, "
+                    "both orientations) run at, into the persistent cache, so that later runs start at once.")
+    warmup.add_argument("--resolution", type=int, nargs="+", default=[1024],
+                        help="output long side(s) to prepare (default 1024)")
+    warmup.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    warmup.set_defaults(func=cmd_warmup)
 
     doctor = sub.add_parser("doctor", help="what hardware is here and how cartoonkit will use it")
     doctor.add_argument("--resolution", type=int, default=1024, help="resolution to size the batch for")

@@ -108,3 +108,26 @@ def test_a_failed_build_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         cache.store("k", {}, fails)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_common_shapes_cover_the_usual_aspect_ratios_in_few_buckets():
+    from cartoonkit.warmup import common_shapes
+
+    # 3:2 (683 px) and 16:9 (576 px) short sides round up to their 64-px buckets; at 256 px all but 1:1 share one
+    assert common_shapes(1024, 64) == [(1024, 1024), (1024, 768), (768, 1024), (1024, 704), (704, 1024),
+                                       (1024, 576), (576, 1024)]
+    assert common_shapes(256, 64) == [(256, 256), (256, 192), (192, 256)]
+
+
+def test_warmup_compiles_once_then_finds_the_cache(capsys, tmp_path, monkeypatch, models_dir):
+    from cli_helpers import run_cli
+
+    from cartoonkit import warmup
+
+    monkeypatch.setenv("CARTOONKIT_CACHE", str(tmp_path))  # not the session's cache: keep it to this test
+    monkeypatch.setattr(warmup, "ASPECTS", ((1, 1),))
+    code, out, _ = run_cli(capsys, "warmup", "--resolution", "256")
+    assert code == 0 and "256x256: compiled" in out and "1 compiled, 0 already cached" in out
+    code, out, _ = run_cli(capsys, "warmup", "--resolution", "256")
+    assert code == 0 and "256x256: cached" in out and "0 compiled, 1 already cached" in out
+    assert len(list((tmp_path / "compiled").glob("*.pt2"))) == 1
