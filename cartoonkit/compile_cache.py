@@ -144,6 +144,23 @@ class CompiledCache:
             log.info("compiled cache: evicted %s (limit %d MB)", path.name, self.limit_bytes // 2**20)
 
 
+def _int8_mark(folder: Path | None = None) -> Path:
+    return (folder or default_folder()) / f"int8-ready-{key_of(environment_parts())}.json"
+
+
+def mark_int8_ready(shapes, folder: Path | None = None) -> Path:
+    """Note that ``cartoonkit warmup`` prepared int8 for this torch, torchao and CPU: ``auto`` may now pick it."""
+    path = _int8_mark(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"parts": environment_parts(), "shapes": [list(s) for s in shapes],
+                                "created": time.time()}, indent=2, default=str) + "\n")
+    return path
+
+
+def int8_marked(folder: Path | None = None) -> bool:
+    return _int8_mark(folder).is_file()
+
+
 def default_folder() -> Path:
     return paths.cache_dir() / "compiled"
 

@@ -71,8 +71,8 @@ class Engine:
 
     def __init__(self, network: CartoonNetwork, options: EngineOptions = EngineOptions()):
         self.device = resolve_device(options.device)
-        self.options = options
-        self.dtype = resolve_precision(options.precision, self.device)
+        self.options = options.resolved(self.device.type)  # "auto" made concrete: padding follows what runs
+        self.dtype = getattr(torch, self.options.precision)
         if options.cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
         network = network.to(self.device).eval().requires_grad_(False)

@@ -121,8 +121,10 @@ def recommend(device: torch.device, resolution: int = 1024) -> Recommendation:
             profile.note if profile else "no profile for this card: the general CUDA settings",
         )
         return Recommendation(str(device), "float16", batch, True, reasons)
+    from .options import precision_name
+
     fast_bf16 = cpu_supports_fast_bf16()
-    precision = "bfloat16" if fast_bf16 else "float32"
+    precision = precision_name("auto", "cpu")  # what --precision auto picks here now
     reasons = (
         f"CPU {cpu_model_name()}: " + ("AVX-512 BF16/AMX present, bfloat16 through oneDNN is about twice as "
                                        "fast as float32 at > 40 dB PSNR" if fast_bf16 else
@@ -131,10 +133,13 @@ def recommend(device: torch.device, resolution: int = 1024) -> Recommendation:
         "for the measured batch effect",
         "torch.compile: small gain on CPU, not worth its start-up for a handful of photos",
     )
-    if cpu_supports_fast_int8():
-        reasons += ("for folders: --precision int8 (VNNI present) is the fastest CPU path, about 45 dB PSNR "
-                    "from float32; it calibrates once and compiles once per image shape (10-30 s each), "
-                    "see BENCHMARKS.md",)
+    if precision == "int8":
+        reasons += ("auto picks int8: `cartoonkit warmup` compiled it for this torch and CPU; the fastest CPU path "
+                    "at about 45 dB PSNR from float32 (a new image shape compiles once, 10-30 s, then is cached)",)
+    elif cpu_supports_fast_int8():
+        reasons += ("int8 (VNNI/AMX present) is the fastest CPU path, about 45 dB PSNR from float32: run "
+                    "`cartoonkit warmup` once and auto picks it (each image shape compiles once, 10-30 s, into a "
+                    "persistent cache), or pass --precision int8",)
     return Recommendation("cpu", precision, batch, False, reasons)
 
 

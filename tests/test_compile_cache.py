@@ -131,3 +131,45 @@ def test_warmup_compiles_once_then_finds_the_cache(capsys, tmp_path, monkeypatch
     code, out, _ = run_cli(capsys, "warmup", "--resolution", "256")
     assert code == 0 and "256x256: cached" in out and "0 compiled, 1 already cached" in out
     assert len(list((tmp_path / "compiled").glob("*.pt2"))) == 1
+
+
+def test_auto_picks_int8_only_once_warm_and_only_where_the_cpu_has_the_instructions(tmp_path, monkeypatch):
+    from cartoonkit import options
+    from cartoonkit.compile_cache import mark_int8_ready
+    from cartoonkit.options import EngineOptions, precision_name
+
+    monkeypatch.setenv("CARTOONKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(options, "cpu_supports_fast_int8", lambda: True)
+    monkeypatch.setattr(options, "cpu_supports_fast_bf16", lambda: True)
+    assert precision_name("auto", "cpu") == "bfloat16"  # not warmed up: no int8 compile on the first photo
+    mark_int8_ready([(256, 256)])
+    assert precision_name("auto", "cpu") == "int8"
+    assert EngineOptions().resolved("cpu").padding == 64  # the int8 engine's bucket, as the engine uses it
+    assert precision_name("auto", "cpu", int8_ok=False) == "bfloat16"  # worker processes
+    assert precision_name("auto", "cuda") == "float16"
+    monkeypatch.setattr(options, "cpu_supports_fast_int8", lambda: False)  # e.g. an AVX2-only CPU
+    assert precision_name("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(options, "cpu_supports_fast_bf16", lambda: False)
+    assert precision_name("auto", "cpu") == "float32"
+    monkeypatch.setattr(options, "cpu_supports_fast_int8", lambda: True)
+    monkeypatch.setattr(options.platform, "machine", lambda: "aarch64")
+    assert precision_name("auto", "cpu") == "float32"
+
+
+def test_warm_auto_in_a_folder_run_is_int8_in_one_process_and_not_in_workers(tmp_path, monkeypatch, models_dir):
+    import json
+
+    from cartoonkit import options
+    from cartoonkit.compile_cache import mark_int8_ready
+    from cartoonkit.folder import STATE_FILE, run_folder
+
+    monkeypatch.setenv("CARTOONKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(options, "cpu_supports_fast_int8", lambda: True)
+    mark_int8_ready([])
+    (tmp_path / "in").mkdir()
+    run_folder(tmp_path / "in", tmp_path / "one", progress=False)
+    one = json.loads((tmp_path / "one" / STATE_FILE).read_text())["settings"]
+    assert (one["precision"], one["bucket"]) == ("int8", 64)
+    run_folder(tmp_path / "in", tmp_path / "two", workers=2, progress=False)  # not refused as "one process"
+    two = json.loads((tmp_path / "two" / STATE_FILE).read_text())["settings"]
+    assert two["precision"] != "int8" and two["bucket"] == 4

@@ -25,7 +25,7 @@ from ..config import CartoonConfig
 from ..errors import ConfigError, OutputError
 from ..formats import ImageLimits
 from ..hardware import DEFAULT_BATCH_SIZE
-from ..options import EngineOptions, precision_name
+from ..options import EngineOptions
 from .plan import plan_outputs, remove_leftovers, scan_tree, split_done
 from .reasons import os_reason
 from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
@@ -75,6 +75,9 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
         raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
 
     device_list = process_devices(engine_options, devices, workers, cartoonizer)
+    if len(device_list) > 1:  # worker processes never pick int8 for "auto" (compiled engines run in one process)
+        engine_options = engine_options.resolved(device_list[0].type, int8_ok=False) \
+            if engine_options.precision == "auto" and len({d.type for d in device_list}) == 1 else engine_options
     limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
     settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list)
     cuda = any(d.type == "cuda" for d in device_list)
@@ -150,7 +153,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
 
 def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list) -> dict:
     """The settings fingerprint from the engine that runs: the caller's, or the one every process will build
-    (the same two rules the engine applies: :func:`precision_name` and :attr:`EngineOptions.padding`)."""
+    (the rule the engine applies: :meth:`EngineOptions.resolved`, then its padding)."""
     from .. import weights
 
     if cartoonizer is not None:
@@ -161,8 +164,8 @@ def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_
     head_model = head_model or pair_head
     card = weights.ensure_installed(model)  # installs a known model once, before any worker starts
     head = weights.ensure_installed(head_model) if head_model and head_model != card.name else None
-    precisions = {precision_name(engine_options.precision, d.type) for d in device_list}
-    return fingerprint(config, card, precisions, engine_options.padding, head)
+    resolved = [engine_options.resolved(d.type, int8_ok=len(device_list) == 1) for d in device_list]
+    return fingerprint(config, card, {r.precision for r in resolved}, resolved[0].padding, head)
 
 
 def _check_count(name: str, value, high: int) -> None:

@@ -53,7 +53,7 @@ def process_devices(engine_options: EngineOptions, devices: Sequence[str | torch
             raise ConfigError(f"workers={workers}: --workers starts CPU processes; on CUDA one process per GPU is "
                               "fastest: use --devices cuda:0,cuda:1")
         plan = [resolved] * workers
-    if len(plan) > 1 and (why := engine_options.single_process):
+    if len(plan) > 1 and (why := engine_options.resolved(plan[0].type, int8_ok=False).single_process):
         raise ConfigError(f"{why}; drop --workers/--devices")
     return plan
 
