@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="model rows per batch size")
     bench.add_argument("--model-only", action="store_true", help="skip the end-to-end rows")
     bench.add_argument("--peers", action="store_true",
-                       help="add the peers: naive PIL + float32 eager pipeline, ONNX Runtime, TFLite (224 only)")
+                       help="add the peers: naive PIL + float32 eager pipeline, ONNX Runtime fp32 and int8, OpenVINO "
+                            "fp32, bf16 and int8 (NNCF), TFLite (224 only); each needs its extra (bench, openvino)")
     bench.add_argument("--compound", action="store_true",
                        help="add compound-mode rows: a 1-face and a 4-face photo, with the share of each stage")
     bench.add_argument("--count", type=int, default=None,
