@@ -95,7 +95,8 @@ class Cartoonizer:
     def __init__(self, engine: Engine, *, head_engine: EngineOrFactory | None = None, face_detector=None,
                  model_card: ModelCard | None = None, head_model: str | None = None,
                  limits: ImageLimits = ImageLimits()):
-        runtime.configure_torch(engine.device, compiled=engine.options.compiled)
+        # Dynamo's limits matter to torch.compile only; int8 is compiled ahead of time and needs no dynamo.
+        runtime.configure_torch(engine.device, compiled=engine.options.compile or engine.options.cuda_graphs)
         self.engine = engine
         self.model_card = model_card
         self.head_model = head_model
