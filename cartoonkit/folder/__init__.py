@@ -26,7 +26,7 @@ from ..errors import ConfigError, OutputError
 from ..formats import ImageLimits
 from ..hardware import DEFAULT_BATCH_SIZE
 from ..options import EngineOptions
-from .plan import plan_outputs, remove_leftovers, scan_tree, split_done
+from .plan import inside, plan_outputs, remove_leftovers, scan_tree, split_done
 from .reasons import os_reason
 from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
 from .state import JOURNAL_FILE, LOCK_FILE, STATE_FILE, decide_mode, fingerprint, locked, write_json
@@ -75,9 +75,6 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
         raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
 
     device_list = process_devices(engine_options, devices, workers, cartoonizer)
-    if len(device_list) > 1:  # worker processes never pick int8 for "auto" (compiled engines run in one process)
-        engine_options = engine_options.resolved(device_list[0].type, int8_ok=False) \
-            if engine_options.precision == "auto" and len({d.type for d in device_list}) == 1 else engine_options
     limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
     settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list)
     cuda = any(d.type == "cuda" for d in device_list)
@@ -96,8 +93,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
 
     with locked(out_dir):
         mode, journal_keys, run_id, report.resumed = decide_mode(out_dir, settings, resume, overwrite)
-        skip_dirs = {real_out} if real_out == real_in or real_out.startswith(real_in.rstrip(os.sep) + os.sep) \
-            else set()
+        skip_dirs = {real_out} if inside(real_out, real_in) else set()  # an OUT_DIR inside IN_DIR is not input
         found = scan_tree(in_dir, skip_dirs, fail, report.skipped)
         report.found = len(found)
         tasks = plan_outputs(found, out_dir, config.format, fail)

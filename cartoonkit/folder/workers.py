@@ -102,8 +102,9 @@ def run_processes(tasks: list[Task], report: FolderReport, sink, *, model: str, 
         if not chunk:
             continue
         threads = cpu_threads if device.type == "cpu" else max(1, (os.cpu_count() or 1) // len(devices))
-        spec = WorkerSpec(index, model, head_model, replace(engine_options, device=str(device)), limits, config,
-                          batch_size, io_threads, threads, journal)
+        # Each worker gets its precision made concrete, without int8: compiled engines run in one process.
+        options = replace(engine_options, device=str(device)).resolved(device.type, int8_ok=False)
+        spec = WorkerSpec(index, model, head_model, options, limits, config, batch_size, io_threads, threads, journal)
         process = context.Process(target=_worker_main, args=(spec, chunk, events, stop, os.getpid()),
                                   name=f"cartoonkit-batch-{index}", daemon=True)
         process.start()
