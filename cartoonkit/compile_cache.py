@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,7 @@ class CompiledCache:
         os.close(fd)
         try:
             build(temporary)
-            card = self.folder / f"{key}.json"
-            card.write_text(json.dumps({"key": key, "parts": parts, "created": time.time()}, indent=2,
-                                       default=str) + "\n")
+            _write_json(self.folder / f"{key}.json", {"key": key, "parts": parts, "created": time.time()})
             os.replace(temporary, self.package(key))
         finally:
             Path(temporary).unlink(missing_ok=True)
@@ -166,14 +165,16 @@ def _int8_mark(folder: Path | None = None) -> Path:
 def mark_int8_ready(shapes, folder: Path | None = None) -> Path:
     """Note that ``cartoonkit warmup`` prepared int8 for this torch, torchao and CPU: ``auto`` may now pick it."""
     path = _int8_mark(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"parts": environment_parts(), "shapes": [list(s) for s in shapes],
-                                "created": time.time()}, indent=2, default=str) + "\n")
+    _write_json(path, {"parts": environment_parts(), "shapes": [list(s) for s in shapes], "created": time.time()})
     return path
 
 
 def int8_marked(folder: Path | None = None) -> bool:
     return _int8_mark(folder).is_file()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    write_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
 def default_folder() -> Path:

@@ -72,7 +72,7 @@ class Engine:
     def __init__(self, network: CartoonNetwork, options: EngineOptions = EngineOptions()):
         self.device = resolve_device(options.device)
         self.options = options.resolved(self.device.type)  # "auto" made concrete: padding follows what runs
-        self.dtype = getattr(torch, self.options.precision)
+        self.dtype = resolve_precision(self.options.precision, self.device)
         if options.cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
         network = network.to(self.device).eval().requires_grad_(False)

@@ -177,20 +177,26 @@ def verify_onnx(path: str | os.PathLike, network: CartoonNetwork,
     different sizes (which is how a dynamic export is checked).
     """
     ort = require("onnxruntime", "Checking an ONNX export")
-    batches = [inputs] if isinstance(inputs, (torch.Tensor, np.ndarray)) else list(inputs)
-    if not batches:
-        raise ValueError("verify_onnx needs at least one input batch")
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
+    return _max_difference(lambda x: session.run(None, {input_name: x})[0], network, inputs, "ONNX")
+
+
+def _max_difference(run, network: CartoonNetwork, inputs, runtime: str) -> float:
+    """Max abs difference between ``run(x)`` (another runtime, numpy in and out) and PyTorch float32 over
+    ``inputs`` (one batch or a sequence of them); a shape that differs is an error, not a difference."""
+    batches = [inputs] if isinstance(inputs, (torch.Tensor, np.ndarray)) else list(inputs)
+    if not batches:
+        raise ValueError(f"checking an {runtime} export needs at least one input batch")
     net = float32_cpu_copy(network)
     worst = 0.0
     for batch in batches:
         x = _as_float32_numpy(batch)
         with torch.inference_mode():
             expected = net(torch.from_numpy(x)).numpy()
-        got = session.run(None, {input_name: x})[0]
+        got = run(x)
         if got.shape != expected.shape:
-            raise ValueError(f"ONNX output shape {got.shape} differs from PyTorch's {expected.shape}")
+            raise ValueError(f"{runtime} output shape {got.shape} differs from PyTorch's {expected.shape}")
         worst = max(worst, float(np.abs(got - expected).max()))
     return worst
 
@@ -224,18 +230,5 @@ def verify_openvino(path: str | os.PathLike, network: CartoonNetwork,
     ``path`` is an IR ``.xml`` or an ONNX file; ``inputs`` as for :func:`verify_onnx`.
     """
     ov = require("openvino", "Checking an OpenVINO export", OPENVINO_EXTRA)
-    batches = [inputs] if isinstance(inputs, (torch.Tensor, np.ndarray)) else list(inputs)
-    if not batches:
-        raise ValueError("verify_openvino needs at least one input batch")
     compiled = ov.Core().compile_model(os.fspath(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    net = float32_cpu_copy(network)
-    worst = 0.0
-    for batch in batches:
-        x = _as_float32_numpy(batch)
-        with torch.inference_mode():
-            expected = net(torch.from_numpy(x)).numpy()
-        got = compiled(x)[0]
-        if got.shape != expected.shape:
-            raise ValueError(f"OpenVINO output shape {got.shape} differs from PyTorch's {expected.shape}")
-        worst = max(worst, float(np.abs(got - expected).max()))
-    return worst
+    return _max_difference(lambda x: compiled(x)[0], network, inputs, "OpenVINO")

@@ -62,10 +62,6 @@ def gflop_per_image(resolutions: list[int]) -> dict[str, float]:
     return {str(r): round(conv_flops(r, r) / 1e9, 1) for r in resolutions}
 
 
-def _precision(cartoonizer: Cartoonizer) -> str:
-    return str(cartoonizer.engine.dtype).removeprefix("torch.")
-
-
 def bench_model(cartoonizer: Cartoonizer, variant: str, photo: torch.Tensor, resolution: int, batch: int,
                 repeats: int, reference: torch.Tensor | None) -> BenchRow:
     engine = cartoonizer.engine
@@ -74,7 +70,7 @@ def bench_model(cartoonizer: Cartoonizer, variant: str, photo: torch.Tensor, res
         out = engine(x[:1])
         seconds = median_seconds(lambda: engine(x), repeats, engine.device) / batch
     quality = psnr(out, reference) if reference is not None else None
-    return BenchRow(variant, "model", resolution, batch, seconds * 1e3, 1 / seconds, _precision(cartoonizer),
+    return BenchRow(variant, "model", resolution, batch, seconds * 1e3, 1 / seconds, cartoonizer.engine.precision,
                     quality, repeats, batch, peak_memory_mb=memory.mb)
 
 
@@ -104,7 +100,7 @@ def bench_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[Path], 
                 cartoonizer.cartoonize_file(f, Path(tmp) / f"{i}.png", config)
 
         seconds = median_seconds(run_all, repeats, cartoonizer.engine.device) / len(files)
-    return BenchRow(variant, "end_to_end", resolution, 1, seconds * 1e3, 1 / seconds, _precision(cartoonizer),
+    return BenchRow(variant, "end_to_end", resolution, 1, seconds * 1e3, 1 / seconds, cartoonizer.engine.precision,
                     None, repeats, len(files))
 
 
@@ -219,7 +215,7 @@ def bench_batch_end_to_end(cartoonizer: Cartoonizer, variant: str, files: list[P
 
         seconds = median_seconds(run_all, repeats, cartoonizer.engine.device) / len(files)
     return BenchRow(variant, "batch_end_to_end", resolution, 1, seconds * 1e3, 1 / seconds,
-                    _precision(cartoonizer), None, repeats, len(files))
+                    cartoonizer.engine.precision, None, repeats, len(files))
 
 
 def bench_compound(cartoonizer: Cartoonizer, photos: dict[str, Path], resolution: int,
