@@ -14,7 +14,7 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -89,8 +89,6 @@ def run_processes(tasks: list[Task], report: FolderReport, sink, *, model: str, 
                   engine_options: EngineOptions, devices: list[torch.device], limits: ImageLimits,
                   config: CartoonConfig, batch_size: int, io_threads: int, journal: Path | None) -> None:
     """One spawned process per device, each with its own model, on interleaved slices of ``tasks``."""
-    from dataclasses import replace
-
     context = multiprocessing.get_context("spawn")
     events, stop = context.Queue(), context.Event()
     cpu_workers = sum(1 for d in devices if d.type == "cpu")

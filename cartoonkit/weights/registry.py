@@ -5,7 +5,8 @@ its kind: a cartoon ``"network"`` (converted into a stored safetensors model) or
 ``"face-detector"`` (YuNet, an ``.onnx`` used as it is, cached in the models folder).
 
 :func:`fetch` is the single path by which such a file arrives: from a local copy when one is
-present (``$CARTOONKIT_ASSETS``, then ``../shared/models`` beside the checkout), otherwise
+present (``$CARTOONKIT_ASSETS``, then ``models/`` of the shared folder: ``../shared`` beside the checkout or
+``$CARTOONKIT_SHARED``), otherwise
 downloaded from its public URL; either way its sha256 must match the catalogue before the file
 is used. A local copy that does not match raises :class:`~cartoonkit.errors.IntegrityError`
 (it is never silently replaced by a download).
