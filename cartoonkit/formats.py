@@ -19,8 +19,77 @@ DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 """Formats :func:`~cartoonkit.imageio.encode_image` writes; ``"jpeg"`` is accepted as an alias of ``"jpg"``."""
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-"""File suffixes picked up when a folder is given as input."""
+READ_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # Pillow's format name: (what it is, the file suffixes it comes with)
+    "JPEG": ("JPEG", (".jpg", ".jpeg", ".jpe", ".jfif")),
+    "MPO": ("multi-picture JPEG (cameras' stereo and depth pictures; the first picture is used)", (".mpo",)),
+    "PNG": ("PNG and animated PNG (first frame)", (".png", ".apng")),
+    "WEBP": ("WebP (first frame)", (".webp",)),
+    "HEIF": ("HEIC / HEIF (iPhone and Android photos; the primary image)", (".heic", ".heif", ".hif")),
+    "AVIF": ("AVIF (first frame)", (".avif",)),
+    "JXL": ("JPEG XL (with the jxl extra)", (".jxl",)),
+    "TIFF": ("TIFF (scans, camera and editor exports; the first page)", (".tif", ".tiff")),
+    "JPEG2000": ("JPEG 2000 (archives, scans)", (".jp2", ".j2k", ".j2c", ".jpc", ".jpf", ".jpx")),
+    "BMP": ("Windows bitmap", (".bmp", ".dib")),
+    "DIB": ("Windows bitmap", ()),
+    "GIF": ("GIF (first frame)", (".gif",)),
+    "PPM": ("Netpbm (what raw converters such as dcraw write)", (".ppm", ".pgm", ".pbm", ".pnm")),
+}
+"""The formats cartoonkit decodes, by the name Pillow gives the file's *content* (a file's suffix does not
+decide: a PNG named ``.jpg`` is read as the PNG it is). Chosen because people have photos in them; Pillow
+opens others, refused below as not photos, which also keeps their decoders away from untrusted files."""
+
+IMAGE_SUFFIXES = frozenset(suffix for _, suffixes in READ_FORMATS.values() for suffix in suffixes)
+"""File suffixes picked up when a folder is given as input (every other file is reported as skipped)."""
+
+UNSUPPORTED_SUFFIXES: dict[str, str] = {
+    **dict.fromkeys((".psd", ".psb"), "Photoshop document (layers; export it as JPEG, PNG or TIFF)"),
+    **dict.fromkeys((".xcf", ".kra", ".ora"), "layered editor document (export it as JPEG, PNG or TIFF)"),
+    **dict.fromkeys((".ico", ".cur", ".icns"), "icon, not a photo"),
+    **dict.fromkeys((".dds", ".tga", ".blp", ".ftex", ".vtf", ".ktx", ".pvr"), "game or GPU texture, not a photo"),
+    **dict.fromkeys((".svg", ".svgz", ".eps", ".ps", ".ai", ".wmf", ".emf", ".pdf"),
+                    "vector drawing or document, not a photo"),
+    **dict.fromkeys((".exr", ".hdr", ".pfm"), "high dynamic range image (tone-map it to JPEG, PNG or TIFF)"),
+    **dict.fromkeys((".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
+                     ".raf", ".pef", ".srw", ".raw", ".3fr", ".erf", ".kdc", ".mrw", ".x3f", ".iiq"),
+                    "camera raw file (develop it to JPEG or TIFF first)"),
+    **dict.fromkeys((".pcx", ".sgi", ".rgb", ".rgba", ".bw", ".ras", ".sun", ".xbm", ".xpm", ".im", ".msp",
+                     ".pcd", ".pxr", ".fits", ".fit", ".fts", ".qoi", ".gbr", ".mic", ".iim", ".wal", ".dcx",
+                     ".fli", ".flc", ".jng", ".mng", ".wbmp", ".xwd"),
+                    "image format cartoonkit does not read (not one photos come in)"),
+}
+"""Image file suffixes cartoonkit recognises but does not read, with why: a folder's account says so instead
+of calling them "not an image"."""
+
+UNSUPPORTED_PILLOW_FORMATS: dict[str, str] = {
+    "PSD": "Photoshop document", "ICO": "icon", "CUR": "cursor", "ICNS": "macOS icon", "DDS": "GPU texture",
+    "TGA": "Targa texture", "BLP": "game texture", "FTEX": "game texture", "EPS": "PostScript document",
+    "PDF": "PDF document", "QOI": "QOI image", "PCX": "PCX image", "SGI": "SGI image", "SUN": "Sun raster image",
+    "XBM": "X bitmap", "XPM": "X pixmap", "FITS": "FITS astronomy image", "IM": "IFUNC image",
+    "MSP": "MSP image", "PCD": "Photo CD image", "PIXAR": "Pixar image", "GBR": "GIMP brush",
+    "MIC": "Microsoft Image Composer image", "IPTC": "IPTC data", "DCX": "DCX fax image", "FLI": "FLI animation",
+    "WMF": "Windows metafile", "SPIDER": "SPIDER image", "MCIDAS": "McIdas image", "PALM": "Palm image",
+}
+"""Descriptions for the formats Pillow opens that cartoonkit refuses (the error names what the file is)."""
+
+JXL_EXTRA = "jxl"
+"""The optional dependency that reads JPEG XL: ``pip install 'cartoonkit[jxl]'`` (pillow-jxl-plugin)."""
+
+
+def suffix_kind(suffix: str) -> tuple[str, str]:
+    """What a folder does with a file of this suffix: ``("image", "")``, ``("unsupported", why)`` or
+    ``("not an image", "")``; case does not matter."""
+    suffix = suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image", ""
+    if suffix in UNSUPPORTED_SUFFIXES:
+        return "unsupported", UNSUPPORTED_SUFFIXES[suffix]
+    return "not an image", ""
+
+
+def accepted_summary() -> str:
+    """The suffixes cartoonkit reads, for help texts and the dashboard: ``".jpg, .jpeg, ... "``."""
+    return ", ".join(suffix for _, suffixes in READ_FORMATS.values() for suffix in suffixes)
 
 _FORMAT_ALIASES = {"jpeg": "jpg"}
 

@@ -18,14 +18,22 @@ Decisions worth knowing:
 
 * A fully opaque alpha channel (every value 255) is dropped (``alpha=None``): it carries
   no information, and ``None`` lets callers skip all alpha handling.
-* Images with several frames (animated GIF/PNG/WEBP, multi-page TIFF) use the first
-  frame and say so in :attr:`DecodedImage.notes`.
+* The formats read are :data:`~cartoonkit.formats.READ_FORMATS` (JPEG, MPO, PNG, WEBP, HEIC/HEIF, AVIF,
+  JPEG XL, TIFF, JPEG 2000, BMP, GIF, Netpbm), recognised by content; the other formats Pillow knows
+  (PSD, ICO, DDS, ...) are refused by name, and their decoders never see the file.
+* Images with several frames (animated GIF/PNG/WEBP/AVIF, multi-page TIFF, an MPO's second picture)
+  use the first frame and say so in :attr:`DecodedImage.notes`; a HEIF file with several images
+  uses its primary image.
 * 16-bit data is reduced to 8 bits by rounding ``value / 257`` for greyscale (so 65535
   becomes 255 and ``257 * k`` becomes ``k``); 16-bit colour PNG/TIFF are reduced by
   Pillow's decoder, which keeps the high byte (``value >> 8``).
-* Embedded ICC colour profiles are not applied: pixel values are used as stored.
+* Embedded ICC colour profiles are applied: the pixels are converted to sRGB (relative colorimetric, see
+  :mod:`cartoonkit.colour`); an image without a profile, or with an sRGB one, is used as stored.
+* Orientation: EXIF for JPEG, PNG, WEBP, TIFF, AVIF; HEIF's and JPEG XL's own (applied by libheif and
+  libjxl, which their specifications make the authority over an EXIF copy).
 * JPEG cannot store transparency, so :func:`encode_image` drops alpha for JPEG (it is
-  not composited onto a background).
+  not composited onto a background). Every output says it is sRGB: an ICC profile in JPEG and
+  WEBP, the ``sRGB`` chunk in PNG.
 """
 
 from __future__ import annotations
@@ -40,16 +48,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 import torch
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from . import colour
 from .errors import ConfigError, InvalidImageError, OutputError
 from .fileio import write_atomic  # re-exported: callers write encoded images with it
 from .formats import (  # re-exported: the torch-free half of this module
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    JXL_EXTRA,
     OUTPUT_FORMATS,
+    READ_FORMATS,
+    UNSUPPORTED_PILLOW_FORMATS,
     ImageLimits,
     extension_for,
     normalise_format,
@@ -75,8 +88,24 @@ _PILLOW_FORMAT = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 # Largest width or height each container can store; checked so the user gets a clear error.
 _MAX_SIDE = {"png": 2**31 - 1, "jpg": 65_535, "webp": 16_383}
 _PNG_COMPRESS_LEVEL = 1  # OpenCV's default: several times faster than zlib's 6 (BENCHMARKS.md)
-_ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+_ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
 _EXIF_ORIENTATION = ExifTags.Base.Orientation
+# Formats whose decoder applies the orientation itself (HEIF's irot/imir, JPEG XL's codestream field).
+_SELF_ORIENTED = frozenset({"HEIF", "JXL"})
+_JXL_CODESTREAM = b"\xff\x0a"
+_JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
+
+# HEIC/HEIF through libheif (pillow-heif, a core dependency: every iPhone photo is HEIC). Registering adds a
+# Pillow plugin and nothing else; thumbnails are not decoded, only the image itself.
+pillow_heif.register_heif_opener(thumbnails=False)
+try:  # JPEG XL: the optional jxl extra (pillow-jxl-plugin) registers its plugin on import
+    import pillow_jxl  # noqa: F401
+
+    HAVE_JXL = True
+except ImportError:
+    HAVE_JXL = False
+Image.init()  # every plugin registered, so that the list below knows what this Pillow was built with
+_OPEN_FORMATS = [f for f in READ_FORMATS if f in Image.ID]
 
 
 # eq=False: comparing tensors field by field is ambiguous; identity is what makes sense.
@@ -122,10 +151,92 @@ def read_image(
     else:
         raise TypeError(f"read_image expects a path or bytes, got {type(source).__name__}")
 
+    if data.startswith((_JXL_CODESTREAM, _JXL_CONTAINER)):
+        _check_jxl(data, name, limits)  # its plugin decodes every pixel inside Image.open
     with _pillow_errors(name, limits), _quiet_pillow():
-        image = Image.open(io.BytesIO(data))
+        try:
+            image = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
+        except UnidentifiedImageError:
+            _refuse_other_format(data, name)
+            raise
     with image:
         return decode_pil(image, name=name, limits=limits)
+
+
+def _refuse_other_format(data: bytes, name: str) -> None:
+    """Name what a file is when it is an image in a format cartoonkit does not read (else return)."""
+    if data.startswith((_JXL_CODESTREAM, _JXL_CONTAINER)):
+        raise InvalidImageError(f"{name}: JPEG XL image: reading it needs pillow-jxl-plugin, "
+                                f"pip install 'cartoonkit[{JXL_EXTRA}]'")
+    if data[4:12] in (b"ftypavif", b"ftypavis") and "AVIF" not in Image.ID:
+        raise InvalidImageError(f"{name}: AVIF image: this Pillow was built without AVIF (Pillow 11.3 or later "
+                                "reads it)")
+    try:  # identification only: the header is parsed, no pixel is decoded
+        with Image.open(io.BytesIO(data)) as other:
+            kind = other.format
+    except Exception:
+        return
+    what = UNSUPPORTED_PILLOW_FORMATS.get(kind, f"{kind} image")
+    raise InvalidImageError(f"{name}: {what} ({kind}), not a photo format cartoonkit reads; "
+                            "save it as JPEG, PNG, WEBP or TIFF")
+
+
+def _check_jxl(data: bytes, name: str, limits: ImageLimits) -> None:
+    """The pixel limit from a JPEG XL header, before its decoder (which decodes in ``Image.open``) runs."""
+    size = jxl_size(data)
+    if size is not None:
+        check_dimensions(size, name, limits)
+
+
+def jxl_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG XL codestream's SizeHeader (ISO/IEC 18181-1, A.3.1), or from the
+    codestream inside a container; None when the header cannot be found (the decoder then reports it)."""
+    if data.startswith(_JXL_CONTAINER):
+        data = _jxl_codestream(data)
+        if data is None:
+            return None
+    if not data.startswith(_JXL_CODESTREAM) or len(data) < 12:
+        return None
+    bits = int.from_bytes(data[2:12], "little")  # the SizeHeader is at most 66 bits, least significant first
+    position = 0
+
+    def read(count: int) -> int:
+        nonlocal position
+        value = (bits >> position) & ((1 << count) - 1)
+        position += count
+        return value
+
+    def u32() -> int:
+        return read((9, 13, 18, 30)[read(2)])
+
+    small = read(1)
+    height = (read(5) + 1) * 8 if small else u32() + 1
+    ratio = read(3)
+    if ratio:
+        numerator, denominator = ((1, 1), (12, 10), (4, 3), (3, 2), (16, 9), (5, 4), (2, 1))[ratio - 1]
+        return height * numerator // denominator, height
+    width = (read(5) + 1) * 8 if small else u32() + 1
+    return width, height
+
+
+def _jxl_codestream(data: bytes) -> bytes | None:
+    """The start of the codestream in a JPEG XL container: the ``jxlc`` box, or the first ``jxlp`` box."""
+    position = 0
+    while position + 8 <= len(data):
+        size, kind = int.from_bytes(data[position:position + 4], "big"), data[position + 4:position + 8]
+        header = 8
+        if size == 1:
+            size, header = int.from_bytes(data[position + 8:position + 16], "big"), 16
+        elif size == 0:
+            size = len(data) - position
+        if kind == b"jxlc":
+            return data[position + header:position + size]
+        if kind == b"jxlp":
+            return data[position + header + 4:position + size]  # after its 4-byte index
+        if size < header:
+            return None
+        position += size
+    return None
 
 
 def decode_pil(
@@ -144,13 +255,17 @@ def decode_pil(
     _check_tiff_tiles(image, name, limits)
     notes: list[str] = []
     with _pillow_errors(name, limits), _quiet_pillow():
-        _add_note(notes, _rewind_to_first_frame(image))
+        _add_note(notes, _primary_image_note(image) if image.format == "HEIF" else _rewind_to_first_frame(image))
         _add_note(notes, _bit_depth_note(image))  # before load(): needs the undecoded tiles
         image.load()
-        image, note = _apply_exif_orientation(image)
-        _add_note(notes, note)
-        image, note = _to_rgb_or_rgba(image)
-        _add_note(notes, note)
+        icc = image.info.get("icc_profile")  # before the conversions below, which drop ``info``
+        if image.format in _SELF_ORIENTED:
+            _add_note(notes, _own_orientation_note(image))
+        else:
+            image, note = _apply_exif_orientation(image)
+            _add_note(notes, note)
+        image, conversion_notes = _to_rgb_or_rgba(image, icc)
+        notes.extend(conversion_notes)
         array = np.array(image, dtype=np.uint8)
     rgb, alpha = _split_channels(array)
     return DecodedImage(
@@ -290,9 +405,24 @@ def _rewind_to_first_frame(image: Image.Image) -> str | None:
         image.seek(0)
     if frames == 1:
         return None
-    kind = "animated image" if image.format in _ANIMATED_FORMATS else "multi-frame image"
+    kind = "animated image" if image.format in _ANIMATED_FORMATS else \
+        "multi-picture JPEG" if image.format == "MPO" else "multi-frame image"
     count = f" of {frames}" if frames else ""
     return f"{kind}: first frame{count} used"
+
+
+def _primary_image_note(image: Image.Image) -> str | None:
+    """A HEIF file may hold several images (a burst, a live photo's still); the primary one is the photo,
+    and pillow-heif opens it first, so no seeking here."""
+    count = len(getattr(image, "_heif_file", None) or ()) or getattr(image, "n_frames", 1)
+    return f"HEIF file with {count} images: the primary image used" if count > 1 else None
+
+
+def _own_orientation_note(image: Image.Image) -> str | None:
+    original = image.info.get("original_orientation")  # pillow-heif: what the file's EXIF said
+    if isinstance(original, int) and original in range(2, 9):
+        return f"HEIF orientation {original} applied"
+    return None
 
 
 def _bit_depth_note(image: Image.Image) -> str | None:
@@ -329,21 +459,30 @@ def _apply_exif_orientation(image: Image.Image) -> tuple[Image.Image, str | None
     return rotated, f"EXIF orientation {orientation} applied"
 
 
-def _to_rgb_or_rgba(image: Image.Image) -> tuple[Image.Image, str | None]:
-    """Convert any Pillow mode to 8-bit RGB, or RGBA when the image has transparency."""
+def _to_rgb_or_rgba(image: Image.Image, icc: bytes | None = None) -> tuple[Image.Image, list[str]]:
+    """Convert any Pillow mode to 8-bit sRGB, or RGBA when the image has transparency; ``icc``: the embedded
+    profile, applied to the data it describes (RGB after a palette is expanded, grey, CMYK)."""
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
         image = _reduce_16_bit(image)
     elif image.mode == "F":
         image = _with_format(image.convert("L"), image.format)  # Pillow clips to 0..255
-    note = None
+    notes = []
+    if image.mode in ("P", "PA", "1", "RGBa", "La"):  # palette / premultiplied: to the data a profile describes
+        image = _with_format(image.convert("RGBA" if image.has_transparency_data else "RGB"), image.format)
+    if icc:
+        managed, note = colour.to_srgb(image, icc)
+        if note:
+            notes.append(note)
+        if managed is not image:
+            image = _with_format(managed, image.format)
     if image.mode == "CMYK":
-        note = "CMYK converted to RGB"
-    elif image.mode not in ("RGB", "RGBA", "RGBa", "L", "LA", "1", "P", "PA"):
-        note = f"{image.mode} converted to RGB"
+        notes.append("CMYK converted to RGB")
+    elif image.mode not in ("RGB", "RGBA", "L", "LA"):
+        notes.append(f"{image.mode} converted to RGB")
     target = "RGBA" if image.has_transparency_data else "RGB"
     if image.mode != target:
         image = _with_format(image.convert(target), image.format)
-    return image, note
+    return image, notes
 
 
 def _reduce_16_bit(image: Image.Image) -> Image.Image:
@@ -402,7 +541,8 @@ def encode_image(
     array = torch.cat([t.detach().to("cpu") for t in channels]).permute(1, 2, 0).contiguous()
     buffer = io.BytesIO()
     try:
-        Image.fromarray(array.numpy()).save(buffer, _PILLOW_FORMAT[fmt], **_save_options(fmt, quality))
+        Image.fromarray(array.numpy()).save(buffer, _PILLOW_FORMAT[fmt], **_save_options(fmt, quality),
+                                            **_srgb_tag(fmt))
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot encode image as {fmt}: {_reason(exc)}") from exc
     return buffer.getvalue()
@@ -423,6 +563,15 @@ def _save_options(fmt: str, quality: int) -> dict[str, object]:
         subsampling = "4:4:4" if quality >= 90 else "4:2:0"
         return {"quality": quality, "optimize": False, "subsampling": subsampling}
     return {"quality": quality, "method": 4}
+
+
+def _srgb_tag(fmt: str) -> dict[str, object]:
+    """What says "sRGB" in each container: PNG's own 13-byte chunk, an ICC profile in JPEG and WEBP."""
+    if fmt == "png":
+        info = PngImagePlugin.PngInfo()
+        info.add(b"sRGB", colour.PNG_SRGB_CHUNK)
+        return {"pnginfo": info}
+    return {"icc_profile": colour.SRGB_ICC}
 
 
 def _check_rgb_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
