@@ -9,12 +9,35 @@ Modules, one job each: ``probe`` (what a clip is, the limits, PyAV), ``decode`` 
 ``encode`` (encode, mux, audio, the atomic rename), ``flow`` (optical flow, the occlusion check, the warping
 error), ``temporal`` (the smoothing), ``pipeline`` (the threads), ``report`` (the summary). Needs the optional
 ``video`` extra (PyAV): ``pip install 'cartoonkit[video]'``.
+
+Importing this package (and ``probe``, ``report``) imports neither torch nor PyAV, so the command line can read
+the limits while it parses; the pipeline's names load on first use.
 """
 
-from .pipeline import cartoonize_video, expected_frames
-from .probe import InvalidVideoError, VideoInfo, VideoLimits, open_input, probe, require_av
-from .report import Flicker, VideoSummary
-from .temporal import DEFAULT_STRENGTH, TemporalSmoother
+from importlib import import_module
 
-__all__ = ["DEFAULT_STRENGTH", "Flicker", "InvalidVideoError", "TemporalSmoother", "VideoInfo", "VideoLimits",
-           "VideoSummary", "cartoonize_video", "expected_frames", "open_input", "probe", "require_av"]
+from .probe import (
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SECONDS,
+    InvalidVideoError,
+    VideoInfo,
+    VideoLimits,
+    open_input,
+    probe,
+    require_av,
+)
+from .report import Flicker, VideoSummary
+
+_LAZY = {"cartoonize_video": "pipeline", "expected_frames": "pipeline", "TemporalSmoother": "temporal",
+         "DEFAULT_STRENGTH": "temporal"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = ["DEFAULT_MAX_FRAMES", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SECONDS", "DEFAULT_STRENGTH", "Flicker",
+           "InvalidVideoError", "TemporalSmoother", "VideoInfo", "VideoLimits", "VideoSummary", "cartoonize_video",
+           "expected_frames", "open_input", "probe", "require_av"]

@@ -123,6 +123,7 @@ class VideoWriter:
             self._out.close()
             self._closed = True
             with open(self._tmp, "rb+") as file:  # the bytes on disk before the name says the file is there
+                os.fchmod(file.fileno(), 0o644)  # mkstemp creates 0o600
                 os.fsync(file.fileno())
             os.replace(self._tmp, self.dst)
         except (av.FFmpegError, OSError) as exc:
