@@ -36,11 +36,12 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 @dataclass
 class RunReport:
-    """What happened to each input of a ``run``."""
+    """What happened to each input of a ``run``, and to every entry of the folders it was given."""
 
     done: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    account: object = None  # folder.account.Account: every input and folder entry, counted once
 
     def summary(self, seconds: float, out_dir: Path) -> str:
         return (f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
@@ -58,19 +59,28 @@ def engine_options_from_args(args: argparse.Namespace) -> EngineOptions:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from .folder.account import FOLDER_KINDS, KEPT, Account
     from .folder.plan import collect_inputs, plan_outputs, split_done
+    from .folder.reasons import failure_kind
 
     config = config_from_args(args)
     options = engine_options_from_args(args)
     out_dir = Path(args.output)
-    report = RunReport()
+    report = RunReport(account=Account())
     start = time.perf_counter()
 
     def fail(name: str, reason: str) -> None:
         report.failed.append((name, reason))
+        report.account.add("failed", failure_kind(reason), name)
 
-    tasks = plan_outputs(collect_inputs(args.inputs, fail), out_dir, config.format, fail)
-    todo, report.skipped = split_done(tasks, "overwrite" if args.overwrite else "keep")
+    def skip(name: str, kind: str, reason: str) -> None:
+        report.skipped.append((name, reason))
+        report.account.add("kept" if kind == KEPT else "skipped", kind, name, folder=kind in FOLDER_KINDS)
+
+    tasks = plan_outputs(collect_inputs(args.inputs, fail, skip), out_dir, config.format, fail)
+    todo, kept = split_done(tasks, "overwrite" if args.overwrite else "keep")
+    for src, reason in kept:
+        skip(src, KEPT, reason)
     for src, reason in report.failed:
         print(f"error: {src}: {reason}", file=sys.stderr)
 
@@ -84,11 +94,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             try:
                 cartoonizer.cartoonize_file(task.src, task.dst, config)
                 report.done.append(task.dst)
+                report.account.add("done", "done", task.name)
             except CartoonkitError as exc:
                 report.failed.append((task.name, str(exc)))
+                report.account.add("failed", failure_kind(str(exc)), task.name)
                 tqdm.write(f"error: {exc}", file=sys.stderr)
             except Exception as exc:  # a bug must not cost the user the rest of the folder
                 report.failed.append((task.name, f"unexpected {type(exc).__name__}: {exc}"))
+                report.account.add("failed", "unexpected error", task.name)
                 tqdm.write(f"error: {task.name}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
                 if args.debug:
                     traceback.print_exc()
@@ -96,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for src, reason in report.skipped:
             print(f"skipped: {src}: {reason}", file=sys.stderr)
     print(report.summary(time.perf_counter() - start, out_dir))
+    for line in report.account.lines("the inputs given"):
+        print(line)
     return EXIT_FAILURES if report.failed else EXIT_OK
 
 
@@ -121,6 +136,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"error: {report.stopped}; stopped with {report.not_processed} file(s) not processed: "
               "fix that and rerun with --resume", file=sys.stderr)
     print(report.summary())
+    for line in report.account_lines():
+        print(line)
     if report.report_path is not None:
         print(f"report: {report.report_path}")
     if report.interrupted:

@@ -7,7 +7,10 @@ import struct
 import zlib
 
 import numpy as np
+import pillow_heif
 from PIL import Image
+
+pillow_heif.register_heif_opener()  # so that encode(..., "HEIF") writes HEIC (cartoonkit.imageio does the same)
 
 
 def pattern(height: int = 12, width: int = 20, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -122,3 +125,9 @@ def _tiff(width: int, height: int, channels: int, bits: int, deflate: bool, tile
             ifd += struct.pack("<HHII", tag, kind, len(values), extra_offset + len(extra))
             extra += packed
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + extra + b"".join(tiles)
+
+
+def mpo(arrays: list[np.ndarray], **options) -> bytes:
+    """A multi-picture JPEG (what stereo and depth cameras write) of these ``(H, W, 3)`` pictures, first first."""
+    first, *rest = (Image.fromarray(a) for a in arrays)
+    return encode(first, "MPO", save_all=True, append_images=rest, **options)

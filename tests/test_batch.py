@@ -112,10 +112,11 @@ def test_per_file_errors(capsys, tree, tmp_path):
         lines = [line for line in stderr.splitlines() if name in line]
         assert len(lines) == 1, stderr
         assert lines[0].startswith("error:") and problem in lines[0].lower()
-    assert "notes.txt" not in stderr and "Traceback" not in stderr
-    assert "6 done, 0 skipped, 3 failed" in stdout
+    assert "notes.txt" not in stderr and "Traceback" not in stderr  # -q: skipped files are in the report only
+    assert "6 done, 1 skipped, 3 failed" in stdout
     report = load_report(out)
     assert report["counts"]["failed"] == 3 and report["counts"]["done"] == 6
+    assert [(Path(e["file"]).name, e["kind"]) for e in report["skipped"]] == [("notes.txt", "not an image")]
     reasons = {Path(entry["file"]).name: entry["reason"] for entry in report["failed"]}
     assert set(reasons) == set(problems)
     for name, problem in problems.items():
@@ -330,9 +331,11 @@ def test_same_stem_is_a_collision(cartoonizer, tmp_path, shared_images):
 
 def test_output_folder_inside_input_is_not_read_as_input(capsys, tree):
     out = tree / "cartoons"
-    for expected in ("6 done, 0 skipped", "0 done, 6 skipped"):
+    for expected in ("6 done, 1 skipped", "0 done, 7 skipped"):  # OUT itself is one entry, skipped
         code, stdout, _ = run_cli(capsys, "-q", "batch", tree, "-o", out, "--device", "cpu", *SMALL)
         assert code == 0 and expected in stdout
+        skipped = {Path(e["file"]).name: e["kind"] for e in load_report(out)["skipped"]}
+        assert skipped["cartoons"] == "the output folder, not searched"
     assert set(image_files(out)) == EXPECTED
 
 

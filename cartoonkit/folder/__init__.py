@@ -26,6 +26,7 @@ from ..errors import ConfigError, OutputError
 from ..formats import ImageLimits
 from ..hardware import DEFAULT_BATCH_SIZE
 from ..options import EngineOptions
+from .account import KEPT
 from .plan import inside, plan_outputs, remove_leftovers, scan_tree, split_done
 from .reasons import os_reason
 from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
@@ -94,11 +95,12 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     with locked(out_dir):
         mode, journal_keys, run_id, report.resumed = decide_mode(out_dir, settings, resume, overwrite)
         skip_dirs = {real_out} if inside(real_out, real_in) else set()  # an OUT_DIR inside IN_DIR is not input
-        found = scan_tree(in_dir, skip_dirs, fail, report.skipped)
+        found = scan_tree(in_dir, skip_dirs, fail, report.skip, folder=report.searched)
         report.found = len(found)
         tasks = plan_outputs(found, out_dir, config.format, fail)
         tasks, skipped = split_done(tasks, mode, journal_keys, report.resumed)
-        report.skipped.extend(skipped)
+        for name, reason in skipped:
+            report.skip(name, KEPT, reason)
         remove_leftovers({out_dir, *(t.dst.parent for t in tasks)})
         journal_path = out_dir / JOURNAL_FILE
         if mode == "overwrite":
@@ -129,6 +131,10 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
             finally:
                 bar.close()
             report.not_processed = len(tasks) - sink.processed
+            for task in tasks:  # the run stopped before these: --resume does them
+                if task.key not in sink.processed_keys:
+                    report.not_processed_files.append(task.name)
+                    report.account.add("not processed", "not processed", task.name)
         else:
             report.setup_seconds = time.perf_counter() - wall_start
 

@@ -4,7 +4,10 @@ Safety, whatever the folders hold: an output is ``OUT_DIR/<path relative to the 
 extension; one that would land outside ``OUT_DIR`` (through a symbolic link inside it), on an input, or on
 the output of another input (``a.jpg`` and ``a.png``) is refused for that file. Symbolic links to folders are
 never followed (no loops, nothing outside ``IN_DIR``); links to files outside ``IN_DIR`` are skipped; hidden
-files and folders are ignored; an ``OUT_DIR`` inside ``IN_DIR`` is not input.
+files and folders are skipped; an ``OUT_DIR`` inside ``IN_DIR`` is not input.
+
+Nothing is left out silently: every entry the planner meets goes to ``fail``, to ``skip`` with its kind (the
+kinds are in :mod:`.account`), to the inputs found, or (a folder it searches) to ``folder``.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..formats import IMAGE_SUFFIXES, extension_for
+from ..formats import IMAGE_SUFFIXES, extension_for, suffix_kind
+from . import account
 from .reasons import os_reason
 
 log = logging.getLogger(__name__)
 
 Fail = Callable[[str, str], None]
 """Where a planner reports a file it cannot take: ``fail(name, reason)``."""
+Skip = Callable[[str, str, str], None]
+"""Where a planner reports an entry it leaves alone: ``skip(name, kind, reason)``, a kind of :mod:`.account`."""
 Found = list[tuple[Path, PurePosixPath]]
 """Inputs with the path their output takes under ``OUT_DIR`` (before the extension changes)."""
 
@@ -44,71 +50,118 @@ class Task:
         return str(self.src)
 
 
-def scan_tree(in_dir: Path, skip_dirs: set[str], fail: Fail,
-              skipped: list[tuple[str, str]]) -> Found:
-    """Image files under ``in_dir`` (recursively) with their relative paths, sorted; never follows folder links."""
+def skip_by_suffix(path: Path, skip: Skip, link: bool = False) -> bool:
+    """Skip a file whose suffix is not one cartoonkit reads (saying what it is); True when skipped."""
+    kind, why = suffix_kind(path.suffix)
+    if kind == "image":
+        return False
+    what = "symbolic link to a file: " if link else ""
+    if kind == "unsupported":
+        skip(str(path), account.UNSUPPORTED, f"{what}{path.suffix.lower()}: {why}")
+    else:
+        skip(str(path), account.NOT_IMAGE, what + account.not_image_reason(path.name))
+    return True
+
+
+def scan_tree(in_dir: Path, skip_dirs: set[str], fail: Fail, skip: Skip,
+              folder: Callable[[str], None] = lambda name: None) -> Found:
+    """Image files under ``in_dir`` (recursively) with their relative paths, sorted; never follows folder links.
+    Every other entry goes to ``skip`` or ``fail``, and each folder searched to ``folder``."""
     real_in = os.path.realpath(in_dir)
     found: Found = []
     stack: list[tuple[Path, PurePosixPath]] = [(in_dir, PurePosixPath())]
     while stack:
-        folder, rel = stack.pop()
+        where, rel = stack.pop()
         try:
-            with os.scandir(folder) as listing:
+            with os.scandir(where) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            fail(str(folder), f"cannot list this folder ({os_reason(exc)})")
+            fail(str(where), f"cannot list this folder ({os_reason(exc)})")
             continue
+        if rel.parts:
+            folder(str(where))
         subfolders = []
         for entry in entries:
-            if entry.name.startswith("."):  # hidden: not photos, and our own temporary files
-                continue
             path, rel_path = Path(entry.path), rel / entry.name
             try:
-                if entry.is_symlink():
+                if entry.name.startswith("."):  # not photos: .DS_Store, ._IMG_1.jpg, .git/, our temporary files
+                    if entry.is_dir(follow_symlinks=False):
+                        skip(str(path), account.HIDDEN_FOLDER, "hidden folder: not searched")
+                    else:
+                        skip(str(path), account.HIDDEN_FILE, "hidden file: not taken for a photo")
+                elif entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if os.path.isdir(target):
-                        where = "inside the input folder: its files are processed under their own path" \
+                        where_to = "inside the input folder: its files are processed under their own path" \
                             if inside(target, real_in) else f"to {target}, outside the input folder"
-                        skipped.append((str(path), f"symbolic link to a folder ({where}); not followed"))
-                        continue
-                    if path.suffix.lower() not in IMAGE_SUFFIXES:
-                        continue
-                    if not os.path.exists(target):
+                        skip(str(path), account.LINK, f"symbolic link to a folder ({where_to}); not followed")
+                    elif skip_by_suffix(path, skip, link=True):
+                        pass
+                    elif not os.path.exists(target):
                         fail(str(path), "broken symbolic link")
                     elif not inside(target, real_in):
-                        skipped.append((str(path), f"symbolic link to {target}, outside the input folder; "
-                                                   "not followed"))
+                        skip(str(path), account.LINK, f"symbolic link to {target}, outside the input folder; "
+                                                      "not followed")
                     elif os.path.isfile(target):
                         found.append((path, rel_path))
+                    else:
+                        skip(str(path), account.SPECIAL, f"symbolic link to {target}, which is not a regular file")
                 elif entry.is_dir(follow_symlinks=False):
-                    if os.path.realpath(entry.path) not in skip_dirs:
+                    if os.path.realpath(entry.path) in skip_dirs:
+                        skip(str(path), account.OUTPUT_FOLDER, "the output folder: not read as input")
+                    else:
                         subfolders.append((path, rel_path))
-                elif entry.is_file(follow_symlinks=False) and path.suffix.lower() in IMAGE_SUFFIXES:
-                    found.append((path, rel_path))
+                elif entry.is_file(follow_symlinks=False):
+                    if not skip_by_suffix(path, skip):
+                        found.append((path, rel_path))
+                else:
+                    skip(str(path), account.SPECIAL, "not a regular file (a pipe, socket or device)")
             except OSError as exc:
                 fail(str(path), f"cannot access ({os_reason(exc)})")
         stack.extend(reversed(subfolders))
     return sorted(found, key=lambda item: item[1].parts)
 
 
-def collect_inputs(inputs: list[str], fail: Fail) -> Found:
-    """``cartoonkit run``'s inputs: files as given; folders expand to the image files directly inside them,
-    sorted by name. Every output goes straight into ``OUT_DIR`` under the input's own name."""
+def collect_inputs(inputs: list[str], fail: Fail, skip: Skip = lambda name, kind, reason: None) -> Found:
+    """``cartoonkit run``'s inputs: files as given (their content decides); folders expand to the image files
+    directly inside them, sorted by name, every other entry there going to ``skip`` (subfolders too: ``run``
+    does not search them) or ``fail``. Every output goes straight into ``OUT_DIR`` under the input's own name."""
     found: Found = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            files = [p for p in entries if p.is_file()]
-            # A link to nothing is an input the user expects to see handled: say so rather than drop it.
+            try:
+                entries = sorted(path.iterdir())
+            except OSError as exc:
+                fail(str(path), f"cannot list this folder ({os_reason(exc)})")
+                continue
+            files = []
             for p in entries:
-                if p.is_symlink() and not p.exists():
-                    fail(str(p), "broken symbolic link")
+                try:
+                    if p.name.startswith("."):
+                        kind = account.HIDDEN_FOLDER if p.is_dir() else account.HIDDEN_FILE
+                        skip(str(p), kind, "hidden: not taken for a photo")
+                    elif p.is_dir():
+                        skip(str(p), account.SUBFOLDER, "folder: run takes the files directly inside a folder; "
+                                                        "use batch for a folder tree")
+                    elif p.exists() and not p.is_file():
+                        skip(str(p), account.SPECIAL, "not a regular file (a pipe, socket or device)")
+                    elif skip_by_suffix(p, skip, link=p.is_symlink()):
+                        pass
+                    elif not p.exists():
+                        # A link to nothing is an input the user expects to see handled: say so rather than drop it.
+                        fail(str(p), "broken symbolic link")
+                    else:
+                        files.append(p)
+                except OSError as exc:
+                    fail(str(p), f"cannot access ({os_reason(exc)})")
             if not files:
                 log.warning("%s: folder has no image files (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
             found.extend((p, PurePosixPath(p.name)) for p in files)
         elif path.exists():
             found.append((path, PurePosixPath(path.name)))
+        elif path.is_symlink():
+            fail(str(path), "broken symbolic link")
         else:
             fail(str(path), "no such file or folder")
     return found

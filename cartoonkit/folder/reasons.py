@@ -31,3 +31,38 @@ def strip_name(message: str, name: str) -> str:
 
 def os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
+
+
+_FAILURE_KINDS = (  # (words in the reason, the kind the report counts it under); the first match wins
+    ("file is empty", "empty file"),
+    ("not an image", "not an image (by content)"),
+    ("not a photo format", "unsupported image type (by content)"),
+    ("needs pillow-jxl-plugin", "JPEG XL without the jxl extra"),
+    ("built without avif", "AVIF without Pillow support"),
+    ("pixel limit", "over the pixel limit"),
+    ("larger than the limit of", "over the file size limit"),
+    ("zero size", "zero size"),
+    ("truncated or corrupt", "truncated or corrupt"),
+    ("broken symbolic link", "broken link"),
+    ("no such file or folder", "no such file or folder"),
+    ("file does not exist", "no such file or folder"),
+    ("permission denied", "permission denied"),
+    ("out of memory", "out of memory"),
+    ("not enough memory", "out of memory"),
+    ("cannot list this folder", "folder cannot be listed"),
+    ("would be written outside", "output refused"),
+    ("would overwrite an input", "output refused"),
+    ("is already the output of", "output refused"),
+    ("cannot write", "cannot write the output"),
+    ("cannot encode", "cannot write the output"),
+    ("unexpected", "unexpected error"),
+)
+
+
+def failure_kind(reason: str) -> str:
+    """The kind of problem a failure's reason describes (the report's counts by reason); ``other`` if none."""
+    lowered = reason.lower()
+    for words, kind in _FAILURE_KINDS:
+        if words in lowered:
+            return kind
+    return "other"

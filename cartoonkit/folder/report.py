@@ -1,5 +1,6 @@
-"""What a folder run did: :class:`FolderReport` (counts, every skipped and failed file with its reason, seconds
-per stage, the JSON the run writes) and the sink the stream's threads report into."""
+"""What a folder run did: :class:`FolderReport` (counts, every entry of the input with what happened to it and
+why, by reason and by extension, seconds per stage, the JSON the run writes) and the sink the stream's threads
+report into."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .account import FOLDER_KINDS, KEPT, Account
 from .plan import Task
+from .reasons import failure_kind
 
 REPORT_FILE = "cartoonkit-report.json"
 STAGES = ("read", "decode", "preprocess", "network", "faces", "postprocess", "encode", "write")
@@ -46,6 +49,11 @@ class FolderReport:
     started: str = ""
     finished: str = ""
     report_path: Path | None = None
+    account: Account = field(default_factory=Account)  # every entry under in_dir, counted once
+    done_files: list[tuple[str, str]] = field(default_factory=list)  # (input, output)
+    not_processed_files: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)  # the folders searched (IN_DIR's own subfolders)
+    skip_kinds: list[str] = field(default_factory=list)  # the kind of each entry of ``skipped``, in order
 
     @property
     def images_per_second(self) -> float:
@@ -60,6 +68,19 @@ class FolderReport:
         rest = f", {self.not_processed} not processed" if self.not_processed else ""
         return (f"{self.done} done, {len(self.skipped)} skipped, {len(self.failed)} failed{rest} "
                 f"in {self.wall_seconds:.1f} s ({self.images_per_second:.1f} img/s) -> {self.out_dir}")
+
+    def skip(self, name: str, kind: str, reason: str) -> None:
+        """An entry left alone (not an image, hidden, a link not followed, an output that exists, ...)."""
+        self.skipped.append((name, reason))
+        self.skip_kinds.append(kind)
+        self.account.add("kept" if kind == KEPT else "skipped", kind, name, folder=kind in FOLDER_KINDS)
+
+    def searched(self, name: str) -> None:
+        self.folders.append(name)
+        self.account.add("folder", "searched", name, folder=True)
+
+    def account_lines(self) -> list[str]:
+        return self.account.lines(str(self.in_dir))
 
     def merge(self, seconds: dict[str, float], batches: Counter, gpu: Counter) -> None:
         """Add one stream's (or worker's) stage seconds, batch sizes and GPU codec counts."""
@@ -83,8 +104,13 @@ class FolderReport:
             "complete": self.complete,
             "stopped": self.stopped,
             "interrupted": self.interrupted,
-            "failed": [{"file": f, "reason": r} for f, r in self.failed],
-            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+            "account": self.account.to_json(),
+            "done": [{"file": f, "output": o} for f, o in self.done_files],
+            "failed": [{"file": f, "reason": r, "kind": failure_kind(r)} for f, r in self.failed],
+            "skipped": [{"file": f, "reason": r, "kind": k} for (f, r), k in zip(self.skipped, self.skip_kinds,
+                                                                              strict=True)],
+            "not_processed": self.not_processed_files,
+            "folders": self.folders,
             "notes": [{"file": f, "note": n} for f, n in self.notes],
             "seconds": {**{k: round(v, 4) for k, v in self.seconds.items()},
                         "setup": round(self.setup_seconds, 4), "wall": round(self.wall_seconds, 4)},
@@ -108,17 +134,22 @@ class ReportSink:
         self.report, self.bar, self.echo = report, bar, echo
         self.lock = threading.Lock()
         self.processed = 0  # files of this run that were done or failed
+        self.processed_keys: set[str] = set()
 
     def done(self, task: Task) -> None:
         with self.lock:
             self.report.done += 1
+            self.report.done_files.append((task.name, str(task.dst)))
+            self.report.account.add("done", "done", task.name)
             self.processed += 1
+            self.processed_keys.add(task.key)
             self.bar.update(1)
 
     def failed(self, task: Task, reason: str) -> None:
         with self.lock:
             record_failure(self.report, self.echo, task.name, reason)
             self.processed += 1
+            self.processed_keys.add(task.key)
             self.bar.update(1)
 
     def note(self, task: Task, note: str) -> None:
@@ -134,4 +165,5 @@ class ReportSink:
 def record_failure(report, echo: Callable[[str], None], name: str, reason: str) -> None:
     """A file that cannot be done: into the report, and one line for the user as it happens."""
     report.failed.append((name, reason))
+    report.account.add("failed", failure_kind(reason), name, folder=reason.startswith("cannot list this folder"))
     echo(f"error: {name}: {reason}")
