@@ -96,6 +96,7 @@ class Account:
             detail = reasons.get(name)
             inner = f" ({', '.join(f'{n} {kind}' for kind, n in detail.items())})" if detail else ""
             parts.append(f"{status[name]} {label}{inner}")
-        first = f"{self.entries} {'entry' if self.entries == 1 else 'entries'} in {where}: " + ("; ".join(parts) if parts else "none")
+        noun = "entry" if self.entries == 1 else "entries"
+        first = f"{self.entries} {noun} in {where}: " + ("; ".join(parts) if parts else "none")
         extensions = ", ".join(f"{ext} {sum(counts.values())}" for ext, counts in self.by_extension().items())
         return [first, f"by extension: {extensions or 'none'}"]
