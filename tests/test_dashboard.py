@@ -101,7 +101,7 @@ def test_process_uploads_reports_a_bad_file_and_processes_the_rest(cartoonizer):
 
 
 def test_app_starts_on_every_page_without_exceptions(app):
-    for page in ("Compare", "Performance", "Cartoonize"):
+    for page in ("Compare", "Performance", "Video", "Cartoonize"):
         _open(app, page)
         assert not app.exception, page
     assert app.sidebar.selectbox(key="model").value == "whitebox"
@@ -551,3 +551,72 @@ def test_password_gate_is_off_without_a_password(monkeypatch):
     monkeypatch.setenv(gate.PASSWORD_ENV, "pw")
     assert gate.configured_password() == "pw"
     assert gate.matches("pw", "pw") and not gate.matches("pW", "pw") and not gate.matches("", "pw")
+
+
+# --------------------------------------------------------------------------- video page
+
+
+def _video_page(app, seconds: float = 0.4):
+    from cartoonkit.dashboard import video_page
+
+    if video_page.sample_clip() is None:
+        pytest.skip("../shared/videos/dct_input.mp4 is not beside the checkout")
+    pytest.importorskip("av")
+    _open(app, "Video")
+    app.sidebar.selectbox(key="resolution").set_value(SMALL)
+    app.checkbox(key="video_use_sample").check()
+    app.number_input(key="video_seconds").set_value(seconds)
+    return app
+
+
+def test_video_page_cartoonizes_the_sample_clip(app):
+    _video_page(app).button(key="video_run").click().run()
+    assert not app.exception and not app.error and not app.warning
+    job = app.session_state["video_job"]
+    assert job.state == "done" and len(job.results) == 1
+    outcome = job.results[0]
+    assert outcome.summary.frames == 10 and (outcome.summary.width, outcome.summary.height) == (512, 288)
+    assert outcome.data[4:8] == b"ftyp" and outcome.name == "dct_input-cartoon.mp4"
+    assert len(app.get("video")) == 1 and len(app.get("download_button")) == 1
+    assert [p[0] for p in outcome.previews] == [0, 4, 9] and _image_count(app) == 6  # before and after, 3 frames
+    metrics = {m.label: m.value for m in app.metric}
+    assert float(metrics["Warping error (flicker)"]) == pytest.approx(outcome.summary.flicker.output_mean, abs=1e-4)
+    assert float(metrics["Frames per second"]) > 0
+    assert any("warping error: input" in c.value for c in app.caption)
+
+
+def test_video_page_asks_for_a_clip(app):
+    _open(app, "Video")
+    app.button(key="video_run").click().run()
+    assert not app.exception and [w.value for w in app.warning] == [
+        "Upload a clip or tick 'Use the sample clip' first."]
+
+
+def test_video_page_names_a_bad_upload(app):
+    _open(app, "Video")
+    uploader = _uploader(app, "video_upload")
+    uploader.set_value([("holiday.mp4", b"this is not a video" * 50, "video/mp4")])
+    app.button(key="video_run").click().run()
+    assert not app.exception and len(app.error) == 1
+    assert "holiday.mp4: not a video" in app.error[0].value and not app.get("video")
+
+
+def test_video_page_time_limit_writes_no_clip(app, monkeypatch):
+    from cartoonkit.dashboard import jobs
+
+    clock = FakeClock()
+
+    class Ticking:  # every look at the clock is 70 s later
+        def __call__(self):
+            clock.now += 70
+            return clock.now
+
+    monkeypatch.setattr(jobs, "CLOCK", Ticking())
+    _video_page(app, seconds=2.0)
+    app.sidebar.number_input(key="time_limit").set_value(100)
+    app.button(key="video_run").click().run()
+    assert not app.exception and app.session_state["video_job"].state == "time_limit"
+    assert [w.value for w in app.warning] == [
+        "Stopped at the time limit (100 s, set in the sidebar): no clip was written (a video is only kept when "
+        "complete)."]
+    assert not app.get("video") and not app.get("download_button")

@@ -1,8 +1,8 @@
 """The Streamlit dashboard: one module per page, shared helpers in :mod:`.common`, long work in :mod:`.jobs`.
 
 Run it with ``make run`` (or ``streamlit run streamlit_app.py``). Navigation is Streamlit's own multipage API
-(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/batch``, ``/compare``,
-``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
+(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/batch``, ``/video``,
+``/compare``, ``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .common import Outcome, Settings, process_uploads
 
-PAGES = {"Cartoonize": "cartoonize", "Batch": "batch", "Compare": "compare", "Performance": "performance"}
+PAGES = {"Cartoonize": "cartoonize", "Batch": "batch", "Video": "video", "Compare": "compare",
+         "Performance": "performance"}
 """Page title -> its file in ``pages/`` and its URL path (the first page is the landing page, at ``/``)."""
 PAGES_DIR = Path(__file__).parent / "pages"
 
