@@ -316,8 +316,13 @@ def test_batch_exits_1_without_crash_hang_or_leftovers(batch, report, corpus):
     assert batch.seconds < TIMEOUT_S
     assert batch.rss_bytes < MAX_CHILD_RSS, f"peak RSS {batch.rss_bytes / 2**20:.0f} MiB"
     assert report["complete"] and report["counts"]["not_processed"] == 0
+    # every case, plus sub/ (searched) and its target_inside.txt (skipped: not an image), counted once each
     counted = report["counts"]["done"] + report["counts"]["failed"] + report["counts"]["skipped"]
-    assert counted == len(CASES), report["counts"]
+    assert counted == len(CASES) + 1, report["counts"]
+    assert report["account"]["entries"] == len(CASES) + 2 == sum(report["account"]["by_status"].values())
+    assert report["account"]["by_status"]["folder"] == 1
+    assert [(os.path.basename(e["file"]), e["kind"]) for e in report["skipped"] if e["kind"] != "link not followed"] \
+        == [("target_inside.txt", "not an image")]
     assert all("unexpected" not in entry["reason"] for entry in report["failed"])
 
 
