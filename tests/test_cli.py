@@ -106,9 +106,12 @@ def test_run_folder_takes_only_images(capsys, photos, tmp_path):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(capsys, "run", folder, "-o", out, *SMALL)
     assert code == 0, stderr
-    assert "2 done" in stdout and "0 failed" in stdout
+    assert "2 done, 1 skipped, 0 failed" in stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(p.stem + ".png" for p in photos)
-    assert "notes" not in stderr
+    # not taken, but accounted for: one line saying why, and the folder's entries counted
+    assert [line for line in stderr.splitlines() if "notes" in line] == \
+        [f"skipped: {folder / 'notes.txt'}: .txt is not an image extension cartoonkit reads"]
+    assert "3 entries in the inputs given: 2 done; 1 skipped (1 not an image)" in stdout
 
 
 def test_existing_outputs_are_kept_unless_overwrite(capsys, photos, tmp_path):
