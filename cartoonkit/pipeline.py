@@ -16,6 +16,7 @@ folder runner and the dashboard all call it; each result carries its seconds per
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -137,6 +138,18 @@ class Cartoonizer:
     @property
     def device(self) -> torch.device:
         return self.engine.device
+
+    def with_face_detector(self, face_detector) -> Cartoonizer:
+        """This cartoonizer (same engines, card and limits) with another face detector for compound mode, e.g.
+        the video's :class:`~cartoonkit.video.faces.FaceTracker` around :attr:`face_detector`."""
+        other = copy.copy(self)
+        other._detector = face_detector
+        return other
+
+    @property
+    def face_detector(self):
+        """The compound mode's face detector (YuNet unless another was given; made on first use)."""
+        return self._face_detector()
 
     # ------------------------------------------------------------------ the ways in
 

@@ -368,3 +368,50 @@ def test_cli_video(models_dir, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["-q", "video", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "x.mp4")]) == 2
     assert f"{tmp_path / 'nope.mp4'}: no such file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- compound mode
+
+
+class _ShakyDetector:
+    """One face whose landmarks wobble around a fixed place (as a detector's do on a still head), then jump."""
+
+    def __init__(self):
+        self.rng = np.random.default_rng(3)
+        self.calls = 0
+        self.base = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60]], np.float64)
+
+    def detect(self, rgb):
+        from cartoonkit.faces import DetectionResult, Face
+
+        self.calls += 1
+        shift = 0 if self.calls <= 20 else 150  # frame 21: another person, elsewhere
+        landmarks = self.base + shift + self.rng.normal(0, 1.0, self.base.shape)
+        return DetectionResult(faces=[Face(box=(30 + shift, 30 + shift, 40, 40), score=0.9, landmarks=landmarks)])
+
+
+def test_face_tracker_steadies_landmarks_and_restarts_on_a_new_face():
+    from cartoonkit.video.faces import FaceTracker
+
+    raw_detector, tracked_detector = _ShakyDetector(), _ShakyDetector()
+    tracker = FaceTracker(tracked_detector, rate=25)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    raw = np.array([raw_detector.detect(frame).faces[0].landmarks for _ in range(21)])
+    tracked = np.array([tracker.detect(frame).faces[0].landmarks for _ in range(21)])
+
+    def jitter(points):
+        return np.linalg.norm(points[2:20] - 2 * points[1:19] + points[:18], axis=2).mean()
+
+    assert jitter(tracked) < 0.4 * jitter(raw)
+    np.testing.assert_array_equal(tracked[0], raw[0])  # a new track starts where the detector says
+    np.testing.assert_array_equal(tracked[20], raw[20])  # the jump is a new face, not a slow glide
+    assert np.abs(tracked[:20] - raw[:20]).max() < 4.0  # never far from the detections
+
+
+def test_compound_mode_on_the_real_clip_tracks_the_face(ck, tmp_path):
+    if not REAL_CLIP.is_file():
+        pytest.skip("../shared/videos/dct_input.mp4 is not beside the checkout")
+    config = CartoonConfig(resolution=256, mode="compound", face_size=128)
+    summary = cartoonize_video(REAL_CLIP, tmp_path / "out.mp4", config, cartoonizer=ck, end=0.12)
+    assert summary.frames == 3 and "compound mode: 1 face(s)" in summary.notes
+    assert ck.face_detector.__class__.__name__ == "FaceDetector"  # the shared cartoonizer keeps its own

@@ -81,6 +81,11 @@ def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: Car
             from ..pipeline import Cartoonizer
 
             cartoonizer = Cartoonizer.from_pretrained(model, engine_options=engine_options)
+        if config.mode == "compound" and config.style_weight > 0 and temporal > 0:
+            from .faces import FaceTracker
+
+            # One tracker per clip, in frame order (the chain detects the photos of a batch in order).
+            cartoonizer = cartoonizer.with_face_detector(FaceTracker(cartoonizer.face_detector, float(info.fps)))
         if batch_size is None:
             from ..hardware import DEFAULT_BATCH_SIZE
 
