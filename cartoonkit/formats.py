@@ -87,6 +87,11 @@ def suffix_kind(suffix: str) -> tuple[str, str]:
     return "not an image", ""
 
 
+READ_FORMAT_NAMES = ("JPEG, PNG, WEBP, HEIC/HEIF, AVIF, JPEG XL, TIFF, JPEG 2000, BMP, GIF (first frame), MPO (first "
+                     "picture), Netpbm")
+"""The formats read, in words, for help texts and the dashboard."""
+
+
 def accepted_summary() -> str:
     """The suffixes cartoonkit reads, for help texts and the dashboard: ``".jpg, .jpeg, ... "``."""
     return ", ".join(suffix for _, suffixes in READ_FORMATS.values() for suffix in suffixes)

@@ -97,6 +97,38 @@ def test_process_uploads_reports_a_bad_file_and_processes_the_rest(cartoonizer):
     assert {"decode", "preprocess", "network", "postprocess", "encode"} <= ok.timings.keys()
 
 
+def test_uploads_take_the_formats_run_and_batch_read(cartoonizer):
+    """HEIC and AVIF uploads are cartoonized like any photo; the uploaders list the suffixes batch reads."""
+    import pillow_heif
+
+    from cartoonkit.dashboard import Settings, common, process_uploads
+    from cartoonkit.formats import IMAGE_SUFFIXES
+
+    assert {f".{t}" for t in common.UPLOAD_TYPES} == IMAGE_SUFFIXES
+    assert {"heic", "heif", "avif", "mpo", "jxl", "tif", "jp2"} <= set(common.UPLOAD_TYPES)
+    assert "HEIC/HEIF" in common.UPLOAD_HELP and "AVIF" in common.UPLOAD_HELP
+    pillow_heif.register_heif_opener()
+    photo = Image.open(io.BytesIO(_jpeg()))
+    files = []
+    for name, fmt in (("p.heic", "HEIF"), ("p.avif", "AVIF")):
+        buffer = io.BytesIO()
+        photo.save(buffer, format=fmt, quality=80)
+        files.append((name, buffer.getvalue()))
+    outcomes = process_uploads(files, Settings.of(resolution=256, format="png"), cartoonizer)
+    assert [(o.error, o.after.shape) for o in outcomes] == [(None, (171, 256, 3))] * 2
+
+
+def test_photo_uploaders_say_which_formats(app):
+    uploaders = {u.key: u for u in app.get("file_uploader")}
+    if not uploaders or not hasattr(uploaders.get("uploads"), "proto"):
+        pytest.skip("this Streamlit's AppTest does not expose the uploader")
+    from cartoonkit.dashboard import common
+
+    proto = uploaders["uploads"].proto
+    assert sorted(t.lstrip(".") for t in proto.type) == common.UPLOAD_TYPES
+    assert "HEIC/HEIF" in proto.help
+
+
 # --------------------------------------------------------------------------- the app
 
 

@@ -75,7 +75,7 @@ def build_zip(job: jobs.Job) -> bytes:
 def render(st, settings: common.Settings) -> None:
     st.title("Batch")
     files = common.photo_request(st, JOB_KEY, "Cartoonize all", key_prefix="batch_",
-                                 help=f"Any number of image files, up to {common.MAX_UPLOAD_MB} MB each")
+                                 help=f"Any number of photos: {common.UPLOAD_HELP}")
     if files is not None:
         cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False)
     job = st.session_state.get(JOB_KEY)

@@ -13,7 +13,7 @@ import torch
 from .. import settings as declarations
 from ..config import CartoonConfig
 from ..errors import CartoonkitError
-from ..formats import ImageLimits, extension_for
+from ..formats import IMAGE_SUFFIXES, READ_FORMAT_NAMES, ImageLimits, extension_for
 from ..imageio import read_image
 from ..options import EngineOptions
 from ..pipeline import Cartoonizer, CartoonResult
@@ -22,6 +22,9 @@ from ..weights import DEFAULT_MODEL, installed_models
 from . import jobs
 
 MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
+UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
+"""What the photo uploaders take: the suffixes ``run`` and ``batch`` read (the content still decides)."""
+UPLOAD_HELP = f"{READ_FORMAT_NAMES}; up to {MAX_UPLOAD_MB} MB each"
 MODEL_LOCK = threading.Lock()
 """Serialises use of the shared cartoonizers: sessions run in threads, and OpenCV's face detector (compound
 mode) and one device's memory are not meant for concurrent calls."""
@@ -245,12 +248,12 @@ def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool
 
 
 def photo_request(st, job_key: str, run_label: str, key_prefix: str = "",
-                  help: str = f"Any image file, up to {MAX_UPLOAD_MB} MB each") -> list[tuple[str, bytes]] | None:
+                  help: str = UPLOAD_HELP) -> list[tuple[str, bytes]] | None:
     """The uploader, the sample-portraits box and the run/Stop buttons of a page that cartoonizes photos.
 
     Settles the job of an earlier run this click replaced; returns the ``(name, bytes)`` to cartoonize when
     the run button was clicked with something to do, else ``None`` (with a warning when there was nothing)."""
-    uploads = st.file_uploader("Photos", type=None, accept_multiple_files=True, key=f"{key_prefix}uploads",
+    uploads = st.file_uploader("Photos", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key_prefix}uploads",
                                help=help)
     use_samples = st.checkbox("Use sample portraits", key=f"{key_prefix}use_samples")
     run, stop = run_buttons(st, run_label, f"{key_prefix}run", f"{key_prefix}stop")

@@ -99,7 +99,8 @@ def grid_png(cells: list[Cell], rows: int, cols: int) -> bytes:
 
 def render(st, settings: common.Settings) -> None:
     st.title("Compare settings")
-    upload = st.file_uploader("Photo", accept_multiple_files=False, key="compare_upload")
+    upload = st.file_uploader("Photo", type=common.UPLOAD_TYPES, accept_multiple_files=False, key="compare_upload",
+                              help=common.UPLOAD_HELP)
     samples = {name: data for name, data in common.sample_files()}
     sample = st.selectbox("...or a sample portrait", list(samples), key="compare_sample")
     every = axes()
