@@ -257,3 +257,15 @@ def test_other_photo_formats_read(fmt):
     decoded = read_image(encode(Image.fromarray(photo), fmt, **options))
     assert decoded.format == fmt
     np.testing.assert_array_equal(hwc(decoded.rgb), photo)
+
+
+def test_jpeg_xl_without_the_extra_names_it(monkeypatch):
+    """Where pillow-jxl-plugin is not installed Pillow has no JXL plugin: the error names the extra."""
+    need_jxl()
+    from cartoonkit import imageio
+
+    data = encode(Image.new("RGB", (16, 16)), "JXL")
+    monkeypatch.setattr(imageio, "_OPEN_FORMATS", [f for f in imageio._OPEN_FORMATS if f != "JXL"])
+    with pytest.raises(InvalidImageError, match=r"^a\.jxl: JPEG XL image: reading it needs pillow-jxl-plugin, "
+                                                r"pip install 'cartoonkit\[jxl\]'$"):
+        read_image(data, name="a.jxl")
