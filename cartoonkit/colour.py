@@ -138,6 +138,29 @@ def _is_identity(transform) -> bool:
     return int(np.abs(out.astype(int) - values.astype(int)).max()) <= 1
 
 
+def is_srgb(icc: bytes | None) -> bool:
+    """Whether RGB pixels tagged with ``icc`` are used as stored: no profile, or one that is sRGB already (an
+    unreadable profile counts as none: it is ignored)."""
+    if not icc:
+        return True
+    try:
+        transform, _ = _transform(hashlib.sha256(icc).hexdigest(), icc, "RGB")
+    except Exception:
+        return True
+    return transform is None
+
+
+def tag_jpeg(data: bytes) -> bytes:
+    """A JPEG from another encoder (nvJPEG) with :data:`SRGB_ICC` in an APP2 segment, where Pillow puts it:
+    after the JFIF APP0 segment when there is one, else right after the start of image."""
+    segment = b"ICC_PROFILE\x00\x01\x01" + SRGB_ICC
+    app2 = b"\xff\xe2" + struct.pack(">H", len(segment) + 2) + segment
+    position = 2
+    if data[2:4] == b"\xff\xe0":
+        position += 2 + int.from_bytes(data[4:6], "big")
+    return data[:position] + app2 + data[position:]
+
+
 def to_srgb(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, str | None]:
     """``image`` (mode RGB, RGBA, L, LA or CMYK) in sRGB, and a note saying what was done (None: nothing).
 

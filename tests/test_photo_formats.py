@@ -269,3 +269,27 @@ def test_jpeg_xl_without_the_extra_names_it(monkeypatch):
     with pytest.raises(InvalidImageError, match=r"^a\.jxl: JPEG XL image: reading it needs pillow-jxl-plugin, "
                                                 r"pip install 'cartoonkit\[jxl\]'$"):
         read_image(data, name="a.jxl")
+
+
+def test_gpu_jpeg_path_leaves_profiles_to_the_cpu_and_tags_its_outputs():
+    """nvJPEG knows no colour profiles: a JPEG with a wide-gamut profile goes to the CPU decoder; one tagged
+    sRGB or untagged may take the GPU; nvJPEG's outputs get the same sRGB profile as the CPU encoder's."""
+    from cartoonkit.folder.gpu_codecs import plain_jpeg
+
+    photo = Image.fromarray(pattern(16, 16))
+    limits = ImageLimits()
+    assert plain_jpeg(encode(photo, "JPEG"), "a", limits)
+    assert plain_jpeg(encode(photo, "JPEG", icc_profile=colour.SRGB_ICC), "a", limits)
+    assert not plain_jpeg(encode(photo, "JPEG", icc_profile=P3), "a", limits)
+    assert not plain_jpeg(encode(photo, "JPEG", icc_profile=ADOBE), "a", limits)
+    untagged = encode(photo, "JPEG", quality=90)  # stands in for nvJPEG's output: no profile
+    tagged = colour.tag_jpeg(untagged)
+    with Image.open(io.BytesIO(tagged)) as image:
+        assert image.info["icc_profile"] == colour.SRGB_ICC
+        np.testing.assert_array_equal(np.asarray(image), stored_pixels(untagged))
+    rgb = torch.from_numpy(pattern(16, 16)).permute(2, 0, 1).contiguous()
+    cpu = encode_image(rgb, format="jpg", quality=90)
+    with Image.open(io.BytesIO(cpu)) as image:  # the CPU encoder puts the profile in the same place
+        assert image.info["icc_profile"] == colour.SRGB_ICC
+    assert cpu.index(b"ICC_PROFILE") == colour.tag_jpeg(encode(Image.fromarray(pattern(16, 16)), "JPEG")).index(
+        b"ICC_PROFILE")

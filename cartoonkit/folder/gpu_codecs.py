@@ -13,6 +13,7 @@ import warnings
 
 import torch
 
+from .. import colour
 from ..errors import InvalidImageError
 from ..formats import ImageLimits
 from ..imageio import DecodedImage, check_dimensions
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def plain_jpeg(data: bytes, name: str, limits: ImageLimits) -> bool:
     """Whether nvJPEG can decode ``data`` to exactly what Pillow would give: a baseline-style RGB or grey
-    JPEG without an EXIF rotation (those, CMYK and the rest take the CPU path, which handles them)."""
+    JPEG without an EXIF rotation or a colour profile other than sRGB (those, CMYK and the rest take the CPU
+    path, which handles them)."""
     if data[:3] != b"\xff\xd8\xff":
         return False
     try:
@@ -37,6 +39,9 @@ def plain_jpeg(data: bytes, name: str, limits: ImageLimits) -> bool:
                 exif = image.getexif()
                 if not exif and image.info.get("exif"):
                     return False  # unreadable EXIF: the CPU path says so in the notes
+                if not colour.is_srgb(image.info.get("icc_profile")) or \
+                        (image.mode == "L" and image.info.get("icc_profile")):
+                    return False  # a wide-gamut (or grey) profile: converted to sRGB on the CPU
                 return exif.get(0x0112, 1) == 1
     except InvalidImageError:
         raise
@@ -56,14 +61,15 @@ def decode_jpegs(jpegs: list[torch.Tensor], names: list[str], device: torch.devi
 
 
 def encode_jpegs(rgbs: list[torch.Tensor], quality: int) -> list[bytes | None]:
-    """nvJPEG-encode a batch of JPEG outputs; ``None`` each (the writers encode on the CPU) on any error."""
+    """nvJPEG-encode a batch of JPEG outputs, tagged sRGB like the CPU encoder's; ``None`` each (the writers
+    encode on the CPU) on any error."""
     try:
         from torchvision.io import encode_jpeg
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             encoded = encode_jpeg([rgb.contiguous() for rgb in rgbs], quality=quality)
-            return [bytes(tensor.cpu().numpy().tobytes()) for tensor in encoded]
+            return [colour.tag_jpeg(bytes(tensor.cpu().numpy().tobytes())) for tensor in encoded]
     except Exception as exc:
         log.debug("nvJPEG could not encode a batch (%s); using the CPU encoder", exc)
         return [None] * len(rgbs)
