@@ -32,8 +32,31 @@ RUNS = {
 }
 
 
+def without_srgb_tag(data: bytes) -> bytes:
+    """The file without the tag that says "sRGB" (PNG's ``sRGB`` chunk, JPEG's APP2 ``ICC_PROFILE``), which
+    outputs carry since issue 15: what is hashed is every other byte, so the hashes recorded before then still
+    hold, and a change of pixels or of the encoding still shows. WEBP outputs are hashed whole."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        kept, position = [data[:8]], 8
+        while position + 8 <= len(data):
+            end = position + 12 + int.from_bytes(data[position:position + 4], "big")
+            if data[position + 4:position + 8] != b"sRGB":
+                kept.append(data[position:end])
+            position = end
+        return b"".join(kept)
+    if data.startswith(b"\xff\xd8"):
+        kept, position = [data[:2]], 2
+        while position + 4 <= len(data) and data[position] == 0xFF and data[position + 1] != 0xDA:
+            end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
+            if not (data[position + 1] == 0xE2 and data[position + 4:position + 16] == b"ICC_PROFILE\x00"):
+                kept.append(data[position:end])
+            position = end
+        return b"".join(kept) + data[position:]
+    return data
+
+
 def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {str(p.relative_to(folder)): hashlib.sha256(without_srgb_tag(p.read_bytes())).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")
             and p.name != "cartoonkit-report.json"}
 

@@ -293,3 +293,18 @@ def test_gpu_jpeg_path_leaves_profiles_to_the_cpu_and_tags_its_outputs():
         assert image.info["icc_profile"] == colour.SRGB_ICC
     assert cpu.index(b"ICC_PROFILE") == colour.tag_jpeg(encode(Image.fromarray(pattern(16, 16)), "JPEG")).index(
         b"ICC_PROFILE")
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_the_srgb_tag_is_the_only_change_to_outputs(fmt):
+    """Without its sRGB tag an output is byte for byte what the encoder wrote before outputs were tagged (the
+    options of ``imageio._save_options``): why the recorded output hashes (tests/output_hashes.py) still hold."""
+    from output_hashes import without_srgb_tag
+
+    array = pattern(24, 32, seed=9)
+    rgb = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    options = {"png": {"compress_level": 1, "optimize": False},
+               "jpg": {"quality": 95, "optimize": False, "subsampling": "4:4:4"}}[fmt]
+    before = encode(Image.fromarray(array), {"png": "PNG", "jpg": "JPEG"}[fmt], **options)
+    tagged = encode_image(rgb, format=fmt, quality=95)
+    assert tagged != before and without_srgb_tag(tagged) == before
