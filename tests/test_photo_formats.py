@@ -308,3 +308,35 @@ def test_the_srgb_tag_is_the_only_change_to_outputs(fmt):
     before = encode(Image.fromarray(array), {"png": "PNG", "jpg": "JPEG"}[fmt], **options)
     tagged = encode_image(rgb, format=fmt, quality=95)
     assert tagged != before and without_srgb_tag(tagged) == before
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF", "JXL"])
+def test_damaged_heic_avif_and_jxl_decode_or_fail_cleanly(fmt):
+    """Byte flips, cuts and insertions in files of the new formats: a picture within the limit, or an
+    InvalidImageError naming the file; libheif, libavif and libjxl never crash the process or leak their errors."""
+    if fmt == "JXL":
+        need_jxl()
+    rng = np.random.default_rng(11)
+    rgba = np.dstack([pattern(24, 40, seed=12), np.full((24, 40), 200, np.uint8)])
+    base = encode(Image.fromarray(rgba, "RGBA"), fmt, quality=60)
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(base)
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            for _ in range(rng.integers(1, 5)):
+                data[rng.integers(0, len(data))] = rng.integers(0, 256)
+        elif kind == 1:
+            data = data[:rng.integers(1, len(data))]
+        else:
+            at = rng.integers(0, len(data))
+            data[at:at] = rng.integers(0, 256, rng.integers(1, 9), dtype=np.uint8).tobytes()
+        try:
+            decoded = read_image(bytes(data), name="damaged", limits=ImageLimits(max_pixels=1_000_000))
+        except InvalidImageError as exc:
+            assert str(exc).startswith("damaged: "), exc
+            outcomes["refused"] += 1
+        else:
+            assert decoded.rgb.dtype == torch.uint8 and decoded.rgb.shape[1] * decoded.rgb.shape[2] <= 1_000_000
+            outcomes["decoded"] += 1
+    assert outcomes["refused"] > 0
