@@ -9,6 +9,7 @@ One module per kind of question, each a set of pure functions on ``(H, W, 3)`` u
 - :mod:`.formats`: file size and encode/decode time per output format.
 - :mod:`.explore`: before/after for one configuration, ``ipywidgets`` sliders over the settings.
 - :mod:`.walkthrough`: the naive pipeline to the fast one, one measured step at a time.
+- :mod:`.video`: temporal smoothing on a clip: warping errors, what it changes, what it costs.
 - :mod:`.quick`: the quick mode (``CARTOONKIT_QUICK=1``) that the test suite runs the notebooks in.
 """
 

@@ -268,10 +268,12 @@ class _Run:
                                        start=self.start, end=self.end, audio=self.audio)
             self.notes.extend(self._writer.notes)
         began = time.perf_counter()
-        needs_photo = self.smoother.strength > 0 or self.flicker is not None
-        photo = _resize(frame.rgb, width, height) if needs_photo else None
-        written = self.smoother(photo, cartoon).frame if self.smoother.strength > 0 else cartoon
-        self.stages["temporal"] += time.perf_counter() - began
+        smoothing = self.smoother.strength > 0
+        photo = _resize(frame.rgb, width, height) if smoothing or self.flicker is not None else None
+        written = self.smoother(photo, cartoon).frame if smoothing else cartoon
+        # The input at the cartoon's size is the smoothing's cost when it runs, else only the measuring's.
+        self.stages["temporal" if smoothing else "measure" if self.flicker is not None else "temporal"] += \
+            time.perf_counter() - began
         if self.flicker is not None:
             began = time.perf_counter()
             luma = gray(photo)
