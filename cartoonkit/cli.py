@@ -23,7 +23,7 @@ from . import __version__, settings
 from .bench.variants import DEFAULT_VARIANTS, VARIANTS
 from .config import CartoonConfig
 from .errors import CartoonkitError, ConfigError
-from .formats import DEFAULT_MAX_PIXELS, ImageLimits
+from .formats import DEFAULT_MAX_PIXELS, READ_FORMAT_NAMES, ImageLimits
 from .options import EngineOptions
 from .video.probe import DEFAULT_MAX_FRAMES as VIDEO_MAX_FRAMES
 from .video.probe import DEFAULT_MAX_PIXELS as VIDEO_MAX_PIXELS
@@ -385,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="cartoonize image files or folders",
                          description="Cartoonize files or the images directly inside folders; one output per "
                                      "input, OUT/<stem>.<format>.")
-    run.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    run.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help=f"image files or folders; formats read: {READ_FORMAT_NAMES}")
     _add_settings(run)
     run.set_defaults(func=cmd_run)
 
@@ -398,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 everything done or skipped; 1 some files failed (see the report); 2 the batch "
                "could not start or had to stop (bad setting, other settings in OUT, output folder full or not "
                "writable); 130 interrupted.")
-    batch.add_argument("input", metavar="IN_DIR", help="folder of images, searched recursively")
+    batch.add_argument("input", metavar="IN_DIR",
+                       help=f"folder of images, searched recursively; formats read: {READ_FORMAT_NAMES}; every "
+                            "other entry is reported as skipped, with the reason")
     _add_settings(batch)
     batch.add_argument("--batch-size", type=int, default=None,
                        help="photos per network call (default 8 on CUDA, 1 on the CPU); photos of different "

@@ -92,10 +92,6 @@ READ_FORMAT_NAMES = ("JPEG, PNG, WEBP, HEIC/HEIF, AVIF, JPEG XL, TIFF, JPEG 2000
 """The formats read, in words, for help texts and the dashboard."""
 
 
-def accepted_summary() -> str:
-    """The suffixes cartoonkit reads, for help texts and the dashboard: ``".jpg, .jpeg, ... "``."""
-    return ", ".join(suffix for _, suffixes in READ_FORMATS.values() for suffix in suffixes)
-
 _FORMAT_ALIASES = {"jpeg": "jpg"}
 
 

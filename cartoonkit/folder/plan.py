@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..formats import IMAGE_SUFFIXES, extension_for, suffix_kind
+from ..formats import READ_FORMAT_NAMES, extension_for, suffix_kind
 from . import account
 from .reasons import os_reason
 
@@ -156,7 +156,7 @@ def collect_inputs(inputs: list[str], fail: Fail, skip: Skip = lambda name, kind
                 except OSError as exc:
                     fail(str(p), f"cannot access ({os_reason(exc)})")
             if not files:
-                log.warning("%s: folder has no image files (%s)", path, ", ".join(sorted(IMAGE_SUFFIXES)))
+                log.warning("%s: folder has no image files (%s)", path, READ_FORMAT_NAMES)
             found.extend((p, PurePosixPath(p.name)) for p in files)
         elif path.exists():
             found.append((path, PurePosixPath(path.name)))
