@@ -138,6 +138,38 @@ def _is_identity(transform) -> bool:
     return int(np.abs(out.astype(int) - values.astype(int)).max()) <= 1
 
 
+_SDR_TRANSFERS = {1, 2, 6, 13, 14, 15}  # BT.709, unspecified, BT.601, sRGB, BT.2020 (10/12-bit)
+_HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+
+
+def nclx_profile(nclx: object) -> tuple[bytes | None, str | None]:
+    """A HEIF's coded colour (``nclx``: primaries and transfer as ITU-T H.273 numbers, what Android phones and
+    encoders write instead of an ICC profile) as an ICC profile to convert from, and a note; ``(None, None)``
+    for sRGB primaries. SDR transfers are taken as the sRGB curve (what screens show them with); HDR ones (PQ,
+    HLG) would need tone mapping, which is not done: said in the note, the pixels are taken as sRGB."""
+    if not isinstance(nclx, dict):
+        return None, None
+    primaries, transfer = nclx.get("color_primaries"), nclx.get("transfer_characteristics")
+    if transfer in _HDR_TRANSFERS:
+        return None, f"HDR image ({_HDR_TRANSFERS[transfer]} transfer) not tone-mapped: colours taken as sRGB"
+    if primaries in (1, 2, None):
+        return None, None
+    if transfer not in _SDR_TRANSFERS:
+        return None, f"colour transfer {transfer} (nclx) not supported: colours taken as sRGB"
+    try:
+        keys = ("red", "green", "blue", "white")
+        points = tuple((round(float(nclx[f"color_primary_{k}_x"]), 4), round(float(nclx[f"color_primary_{k}_y"]), 4))
+                       for k in keys)
+        return _nclx_icc(primaries, points), None
+    except (KeyError, TypeError, ValueError, np.linalg.LinAlgError):
+        return None, f"colour primaries {primaries} (nclx) unreadable: colours taken as sRGB"
+
+
+@functools.lru_cache(maxsize=8)
+def _nclx_icc(primaries: int, points: tuple) -> bytes:
+    return matrix_profile(f"HEIF nclx colour primaries {primaries}", points[:3], white=points[3])
+
+
 def is_srgb(icc: bytes | None) -> bool:
     """Whether RGB pixels tagged with ``icc`` are used as stored: no profile, or one that is sRGB already (an
     unreadable profile counts as none: it is ignored)."""

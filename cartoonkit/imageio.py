@@ -259,6 +259,9 @@ def decode_pil(
         _add_note(notes, _bit_depth_note(image))  # before load(): needs the undecoded tiles
         image.load()
         icc = image.info.get("icc_profile")  # before the conversions below, which drop ``info``
+        if not icc and image.format == "HEIF":
+            icc, note = colour.nclx_profile(image.info.get("nclx_profile"))
+            _add_note(notes, note)
         if image.format in _SELF_ORIENTED:
             _add_note(notes, _own_orientation_note(image))
         else:

@@ -340,3 +340,26 @@ def test_damaged_heic_avif_and_jxl_decode_or_fail_cleanly(fmt):
             assert decoded.rgb.dtype == torch.uint8 and decoded.rgb.shape[1] * decoded.rgb.shape[2] <= 1_000_000
             outcomes["decoded"] += 1
     assert outcomes["refused"] > 0
+
+
+def nclx(primaries: int, transfer: int = 13) -> dict:
+    return {"color_primaries": primaries, "transfer_characteristics": transfer, "matrix_coefficients": 6,
+            "full_range_flag": 1}
+
+
+def test_heic_with_coded_p3_colour_and_no_profile():
+    """A HEIC that says Display P3 with nclx numbers (primaries 12, sRGB transfer) instead of an ICC profile is
+    converted like one with the P3 profile; sRGB primaries are left alone; HDR is said not to be tone-mapped."""
+    data = encode(Image.fromarray(p3_patches()), "HEIF", quality=-1, nclx_profile=nclx(12))
+    with Image.open(io.BytesIO(data)) as image:
+        assert not image.info.get("icc_profile") and image.info["nclx_profile"]["color_primaries"] == 12
+    decoded = read_image(data)
+    assert np.abs(hwc(decoded.rgb) - lcms_to_srgb(stored_pixels(data), P3)).max() <= 1
+    assert hwc(decoded.rgb)[4, 4].tolist() == [255, 0, 0]
+    assert any("HEIF nclx colour primaries 12" in note for note in decoded.notes)
+    srgb = encode(Image.fromarray(p3_patches()), "HEIF", quality=-1, nclx_profile=nclx(1))
+    np.testing.assert_array_equal(hwc(read_image(srgb).rgb), stored_pixels(srgb))
+    hdr = encode(Image.fromarray(p3_patches()), "HEIF", quality=-1, nclx_profile=nclx(9, transfer=16))
+    decoded = read_image(hdr)
+    np.testing.assert_array_equal(hwc(decoded.rgb), stored_pixels(hdr))
+    assert "HDR image (PQ transfer) not tone-mapped: colours taken as sRGB" in decoded.notes
