@@ -148,10 +148,18 @@ def test_variable_frame_rate_time_stamps_kept(ck, tmp_path):
 
 
 def test_section_cut_starts_at_zero(ck, tmp_path):
-    src = make_clip(tmp_path / "in.mp4", frames=10)
+    src = make_clip(tmp_path / "in.mp4", frames=10, audio="aac")
     summary = cartoonize_video(src, tmp_path / "out.mp4", SMALL, cartoonizer=ck, start=0.12, end=0.28)
     assert summary.frames == 4  # 0.12, 0.16, 0.20, 0.24
     assert video_times(tmp_path / "out.mp4") == pytest.approx([0.0, 0.04, 0.08, 0.12], abs=1e-6)
+    # The audio of the section: a run of the source's packets, copied unchanged, from 0.12 s to 0.28 s.
+    source, copied = audio_packets(src), audio_packets(tmp_path / "out.mp4")
+    assert 0 < len(copied) < len(source)
+    first = source.index(copied[0])
+    assert source[first:first + len(copied)] == copied
+    with av.open(str(src)) as container:
+        times = [float(p.pts * p.time_base) for p in container.demux(container.streams.audio[0]) if p.size]
+    assert times[first] >= 0.12 and times[first - 1] < 0.12 and times[first + len(copied) - 1] < 0.28
 
 
 def test_audio_packets_copied_unchanged(ck, tmp_path):
@@ -415,3 +423,33 @@ def test_compound_mode_on_the_real_clip_tracks_the_face(ck, tmp_path):
     summary = cartoonize_video(REAL_CLIP, tmp_path / "out.mp4", config, cartoonizer=ck, end=0.12)
     assert summary.frames == 3 and "compound mode: 1 face(s)" in summary.notes
     assert ck.face_detector.__class__.__name__ == "FaceDetector"  # the shared cartoonizer keeps its own
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_no_playable_output(models_dir, tmp_path):
+    """kill -9 mid-clip: the destination never appears (only the hidden temporary file may stay)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = make_clip(tmp_path / "in.mp4", frames=30)
+    dst = tmp_path / "out.mp4"
+    # At 1024 px a frame takes a good part of a second on a CPU: the kill comes long before the end.
+    process = subprocess.Popen([sys.executable, "-m", "cartoonkit", "-q", "video", str(src), "-o", str(dst),
+                                "--resolution", "1024"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not leftovers(tmp_path) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leftovers(tmp_path), "the run never started writing"
+        time.sleep(0.3)  # some frames into the temporary file
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not dst.exists()
+    # The same command again finishes the clip from the start.
+    assert main(["-q", "video", str(src), "-o", str(dst), "--resolution", "256", "--temporal", "0"]) == 0
+    assert len(video_times(dst)) == 30

@@ -49,7 +49,7 @@ def decode_frames(container, info: VideoInfo, *, start: float = 0.0, end: float 
                 pts = frame.pts
             last_pts = pts
             seconds = float(pts * time_base)
-            if seconds < start - 1e-9:
+            if start > 0 and seconds < start - 1e-9:  # from the key frame before start; negative stamps kept at 0
                 continue
             if end is not None and seconds >= end:
                 break

@@ -193,7 +193,7 @@ class _AudioCarrier:
                 if self._end is not None and seconds >= self._end:
                     self._packets = iter(())
                     return
-                if seconds < self._start:
+                if self._start > 0 and seconds < self._start:  # without a cut, priming packets (< 0) stay
                     continue
                 if until is not None and seconds - self._start > until:
                     self._pending = packet
