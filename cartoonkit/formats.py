@@ -72,6 +72,9 @@ UNSUPPORTED_PILLOW_FORMATS: dict[str, str] = {
 }
 """Descriptions for the formats Pillow opens that cartoonkit refuses (the error names what the file is)."""
 
+VIDEO_SUFFIXES = frozenset({".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".3gp", ".mts", ".m2ts"})
+"""Clips found among photos (a phone's Live Photos and videos): not images, but the account says where they go."""
+
 JXL_EXTRA = "jxl"
 """The optional dependency that reads JPEG XL: ``pip install 'cartoonkit[jxl]'`` (pillow-jxl-plugin)."""
 

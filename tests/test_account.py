@@ -137,6 +137,17 @@ def test_batch_prints_the_account(capsys, models_dir, mixed, tmp_path):
     assert any("e.psd: .psd: Photoshop document" in line for line in skipped_lines)
 
 
+def test_a_clip_among_photos_is_pointed_to_the_video_command(cartoonizer, tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "IMG_0001.HEIC").write_bytes(encode(Image.fromarray(pattern(24, 32)), "HEIF", quality=80))
+    (root / "IMG_0001.MOV").write_bytes(b"\x00\x00\x00\x14ftypqt  ")  # a Live Photo's clip
+    report = run_folder(root, tmp_path / "out", CONFIG, cartoonizer=cartoonizer, progress=False,
+                        echo=lambda line: None)
+    assert report.done == 1 and report.account.entries == 2
+    assert report.skipped == [(str(root / "IMG_0001.MOV"), ".mov is a video: `cartoonkit video` cartoonizes clips")]
+
+
 def test_run_accounts_for_what_it_is_given(capsys, models_dir, mixed, tmp_path):
     root, outside = mixed
     extra = outside / "given.PNG"  # a file given directly: taken whatever its name, its content decides

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import PurePath
 
+from ..formats import VIDEO_SUFFIXES
+
 STATUSES = ("done", "kept", "skipped", "failed", "not processed", "folder")
 
 # Kinds of skipped entries (the planner's words; the report groups by them).
@@ -38,8 +40,11 @@ def extension(name: str, folder: bool = False) -> str:
 
 def not_image_reason(name: str) -> str:
     suffix = extension(name)
-    return "no extension: not taken for an image" if suffix == "(none)" else \
-        f"{suffix} is not an image extension cartoonkit reads"
+    if suffix == "(none)":
+        return "no extension: not taken for an image"
+    if suffix in VIDEO_SUFFIXES:
+        return f"{suffix} is a video: `cartoonkit video` cartoonizes clips"
+    return f"{suffix} is not an image extension cartoonkit reads"
 
 
 class Account:
