@@ -184,8 +184,9 @@ def _refuse_other_format(data: bytes, name: str) -> None:
 def _check_jxl(data: bytes, name: str, limits: ImageLimits) -> None:
     """The pixel limit from a JPEG XL header, before its decoder (which decodes in ``Image.open``) runs."""
     size = jxl_size(data)
-    if size is not None:
-        check_dimensions(size, name, limits)
+    if size is None:  # the decoder would run unbounded: refuse what cannot be checked
+        raise InvalidImageError(f"{name}: JPEG XL file whose size header cannot be found (truncated or corrupt)")
+    check_dimensions(size, name, limits)
 
 
 def jxl_size(data: bytes) -> tuple[int, int] | None:

@@ -363,3 +363,17 @@ def test_heic_with_coded_p3_colour_and_no_profile():
     decoded = read_image(hdr)
     np.testing.assert_array_equal(hwc(decoded.rgb), stored_pixels(hdr))
     assert "HDR image (PQ transfer) not tone-mapped: colours taken as sRGB" in decoded.notes
+
+
+def test_jpeg_xl_container_size_and_a_missing_header():
+    """The size is read from a container's codestream box too; a JXL signature without a readable size header
+    is refused before the decoder (which would decode without a limit) runs."""
+    need_jxl()
+    codestream = encode(Image.new("RGB", (300, 200)), "JXL")
+    assert codestream.startswith(b"\xff\x0a")
+    container = b"\x00\x00\x00\x0cJXL \r\n\x87\n" + b"\x00\x00\x00\x14ftypjxl \x00\x00\x00\x00jxl " + \
+        (8 + len(codestream)).to_bytes(4, "big") + b"jxlc" + codestream
+    assert jxl_size(container) == (300, 200)
+    assert read_image(container, name="c.jxl").rgb.shape == (3, 200, 300)
+    with pytest.raises(InvalidImageError, match=r"^c\.jxl: JPEG XL file whose size header cannot be found"):
+        read_image(container[:40], name="c.jxl")
