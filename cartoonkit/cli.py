@@ -125,7 +125,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         workers=args.workers, limits=ImageLimits(max_pixels=args.max_pixels),
                         batch_size=args.batch_size, io_threads=args.io_threads, resume=args.resume,
                         overwrite=args.overwrite, report_path=args.report, progress=not args.quiet,
-                        echo=lambda line: tqdm.write(line, file=sys.stderr))
+                        echo=lambda line: tqdm.write(line, file=sys.stderr), engine=args.engine,
+                        ray_address=args.address, actors=args.actors, gpus_per_actor=args.gpus_per_actor)
     if not args.quiet:
         shown = 20
         for src, reason in report.skipped[:shown]:
@@ -416,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="finish the batch recorded in OUT after an interruption (same settings required)")
     batch.add_argument("--report", default=None, metavar="PATH",
                        help="write the JSON report here (default OUT/cartoonkit-report.json)")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process (or --workers/--devices processes); ray: a pool of Ray actors, on "
+                            "this machine or a cluster (needs pip install 'cartoonkit[ray]'; see docs/scaling.md)")
+    batch.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                       help="--engine ray: join this running Ray cluster (default: start one on this machine for "
+                            "the run)")
+    batch.add_argument("--actors", type=int, default=None,
+                       help="--engine ray: actors, one model each (default: one per GPU, or one per node on CPUs)")
+    batch.add_argument("--gpus-per-actor", type=float, default=None,
+                       help="--engine ray: GPUs each actor takes (default 1 with a CUDA device, else 0: CPU actors)")
     batch.set_defaults(func=cmd_batch)
 
     video = sub.add_parser(

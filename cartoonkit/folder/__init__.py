@@ -7,6 +7,7 @@
 * :mod:`.stream`: readers -> engine -> writers on one device, through ``Cartoonizer.process_many``;
 * :mod:`.workers`: one process, or one spawned process per device, and the rules for which engines may split;
 * :mod:`.gpu_codecs`: nvJPEG decoding and encoding on CUDA;
+* :mod:`.ray_engine`: ``engine="ray"``: the same tasks on a pool of Ray actors, on this machine or a cluster;
 * :mod:`.report`: what happened to every file, and the JSON report.
 """
 
@@ -44,7 +45,8 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
                workers: int = 1, limits: ImageLimits | None = None, batch_size: int | None = None,
                io_threads: int | None = None, resume: bool = False, overwrite: bool = False,
                report_path: str | os.PathLike | None = None, progress: bool = True,
-               echo: Callable[[str], None] | None = None) -> FolderReport:
+               echo: Callable[[str], None] | None = None, engine: str = "local", ray_address: str | None = None,
+               actors: int | None = None, gpus_per_actor: float | None = None) -> FolderReport:
     """Cartoonize every image under ``in_dir`` (recursively) into ``out_dir``, keeping the layout.
 
     ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer` to use in this process (then ``model``,
@@ -55,6 +57,11 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     continue the run recorded in ``out_dir`` (its settings must match); ``overwrite``: replace existing
     outputs. ``report_path``: where the JSON report goes (default ``out_dir/cartoonkit-report.json``).
     ``echo`` receives one line per failed file as it happens (default: above the progress bar, on stderr).
+
+    ``engine="ray"`` runs the files on Ray actors (:mod:`.ray_engine`, needs the ``ray`` extra): ``ray_address``
+    ``None`` starts a Ray instance on this machine for the run (or uses the one this process started),
+    ``"auto"``/``"HOST:PORT"`` joins a cluster; ``actors`` (default one per GPU, or one per node on CPUs) and
+    ``gpus_per_actor`` (default 1 when the device is CUDA). Planning, resume and the report are the same.
 
     Raises :class:`~cartoonkit.errors.CartoonkitError` when the run cannot start (bad setting, unusable
     folder, settings differ from the recorded run, another run holds the folder). Per-file problems and a
@@ -69,15 +76,36 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
         _check_count("io_threads", io_threads, 64)
     if batch_size is not None:
         _check_count("batch_size", batch_size, 4096)
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"engine={engine!r}: must be local or ray")
+    ray_settings = None
+    if engine == "ray":
+        from .ray_engine import RaySettings, require_ray
+
+        if cartoonizer is not None or devices or workers != 1:
+            raise ConfigError("engine='ray': the actors build their own models and Ray places them; "
+                              "give actors (and gpus_per_actor) instead of cartoonizer, devices or workers")
+        ray_settings = RaySettings(ray_address, actors, gpus_per_actor)
+        ray_settings.check()
+        require_ray()  # before the model is installed: a missing extra is the first thing to hear about
+    elif ray_address is not None or actors is not None or gpus_per_actor is not None:
+        raise ConfigError("ray_address, actors and gpus_per_actor (--address, --actors, --gpus-per-actor) need "
+                          "engine='ray' (--engine ray)")
     if not in_dir.is_dir():
         raise ConfigError(f"{in_dir}: no such folder; `batch` takes one folder (use `run` for files)")
     real_in, real_out = os.path.realpath(in_dir), os.path.realpath(out_dir)
     if real_in == real_out:
         raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
 
-    device_list = process_devices(engine_options, devices, workers, cartoonizer)
+    if ray_settings is not None:
+        import torch
+
+        device_list = [torch.device(ray_settings.device_type(engine_options))]
+    else:
+        device_list = process_devices(engine_options, devices, workers, cartoonizer)
     limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
-    settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list)
+    settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list,
+                            int8_ok=ray_settings is None and len(device_list) == 1)
     cuda = any(d.type == "cuda" for d in device_list)
     batch_size = batch_size or DEFAULT_BATCH_SIZE["cuda" if cuda else "cpu"]
     io_threads = io_threads or max(1, min(4, (os.cpu_count() or 1) // len(device_list)))
@@ -114,7 +142,11 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
             bar = _progress_bar(len(tasks), progress)
             sink = ReportSink(report, bar, echo)
             try:
-                if len(device_list) == 1:
+                if ray_settings is not None:
+                    _run_on_ray(tasks, report, sink, ray_settings, wall_start, model=model, head_model=head_model,
+                                engine_options=engine_options, limits=limits, config=config, batch_size=batch_size,
+                                journal=journal, device_type=device_list[0].type)
+                elif len(device_list) == 1:
                     if cartoonizer is None:
                         from ..pipeline import Cartoonizer
 
@@ -153,7 +185,18 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     return report
 
 
-def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list) -> dict:
+def _run_on_ray(tasks, report, sink, ray_settings, wall_start, *, device_type, **kwargs) -> None:
+    from .ray_engine import connected, pool_shape, run_ray
+
+    with connected(ray_settings) as ray:
+        shape = pool_shape(ray, ray_settings, device_type)
+        report.devices = [f"ray:{device_type}"] * shape[0]  # one entry per actor, as one per worker process
+        report.workers = shape[0]
+        report.setup_seconds = time.perf_counter() - wall_start  # the actors' model loading is in the wall time
+        run_ray(tasks, report, sink, settings=ray_settings, ray=ray, device_type=device_type, shape=shape, **kwargs)
+
+
+def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list, int8_ok: bool) -> dict:
     """The settings fingerprint from the engine that runs: the caller's, or the one every process will build
     (the rule the engine applies: :meth:`EngineOptions.resolved`, then its padding)."""
     from .. import weights
@@ -166,7 +209,7 @@ def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_
     head_model = head_model or pair_head
     card = weights.ensure_installed(model)  # installs a known model once, before any worker starts
     head = weights.ensure_installed(head_model) if head_model and head_model != card.name else None
-    resolved = [engine_options.resolved(d.type, int8_ok=len(device_list) == 1) for d in device_list]
+    resolved = [engine_options.resolved(d.type, int8_ok=int8_ok) for d in device_list]
     return fingerprint(config, card, {r.precision for r in resolved}, resolved[0].padding, head)
 
 

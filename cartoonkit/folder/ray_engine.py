@@ -1,0 +1,332 @@
+"""``cartoonkit batch --engine ray``: the folder run's files cartoonized by a pool of Ray actors, on this machine
+or across a cluster.
+
+The driver (this process) keeps everything that decides *what* is done: listing, the skip-what-is-done rule,
+the settings fingerprint, the lock, the journal's path and the report are :func:`~cartoonkit.folder.run_folder`'s
+own. Only the tasks travel: a Ray Dataset of ``(src, dst, key)`` strings, ``map_batches`` over a fixed pool of
+actors, each holding one warm :class:`~cartoonkit.pipeline.Cartoonizer`. An actor reads the file, decodes,
+cartoonizes, encodes and writes the output atomically itself, and returns one small row per file (done, failed
+with its reason, or the output folder is unusable). So the object store carries paths and status rows, never
+decoded frames, and a bad file is a row in the report rather than a failed dataset.
+
+Faults: Ray Data creates pool actors with ``max_restarts=-1`` and ``max_task_retries=-1`` (its default since
+2.4x; ``tests/test_ray.py`` kills an actor to hold it to that): an actor that dies (killed,
+out of host memory) is started again and its unfinished call is run again, by it or another actor. Rerunning a
+call rewrites the same bytes through a temporary file and a rename, so an output is whole or absent, never
+half-written, and the report counts each file once because only the retried call's rows reach the driver. The
+temporary files a killed actor leaves are removed at the end (and by any later run). A killed driver leaves
+whole files, which ``--resume`` keeps.
+
+Files are read and written through :class:`LocalFiles`: paths every actor sees (a local folder on one machine,
+a shared file system on a cluster). Object storage (``pyarrow.fs``) would be another implementation of its two
+methods; it is not built yet because the planner (:mod:`.plan`) lists local folders only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..config import CartoonConfig
+from ..errors import CartoonkitError, ConfigError, InvalidImageError, OutputError
+from ..formats import ImageLimits
+from ..options import EngineOptions
+from .plan import Task, remove_leftovers
+from .report import STAGES, FolderReport
+
+log = logging.getLogger(__name__)
+
+RAY_EXTRA = "ray"
+LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
+"""The object store of a Ray instance started for one run: it holds paths and status rows only, so a small one
+saves the memory Ray would otherwise reserve (30 % of RAM by default)."""
+ROWS_PER_CALL = 4
+"""Files per actor call at the least: enough that Ray's per-call cost (a few ms) is small against a photo's, few
+enough that an actor killed mid-call costs little work done twice."""
+MAX_ACTORS = 1024
+
+
+def require_ray():
+    """``ray`` with Ray Data, or a :class:`~cartoonkit.export.MissingDependencyError` naming the extra."""
+    from ..export import require
+
+    ray = require("ray", "--engine ray", RAY_EXTRA)
+    require("ray.data", "--engine ray", RAY_EXTRA)
+    return ray
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how wide: ``address`` (``None``: start a Ray instance for this run, or use the one this process
+    already started; ``auto`` or ``HOST:PORT``: join a running cluster), ``actors`` (``None``: one per GPU on
+    CUDA, one per node on CPUs) and ``gpus_per_actor`` (``None``: 1 when the engine's device is CUDA, else 0)."""
+
+    address: str | None = None
+    actors: int | None = None
+    gpus_per_actor: float | None = None
+
+    def device_type(self, engine_options: EngineOptions) -> str:
+        """``cuda`` or ``cpu``: what the actors run on. The driver may have no GPU while the cluster has some, so
+        ``gpus_per_actor`` decides when given; otherwise the device named, ``auto`` meaning what the driver has."""
+        if self.gpus_per_actor is not None:
+            return "cuda" if self.gpus_per_actor > 0 else "cpu"
+        if engine_options.device == "auto":
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if engine_options.device.startswith("cuda") else "cpu"
+
+    def check(self) -> None:
+        if self.actors is not None and (isinstance(self.actors, bool) or not isinstance(self.actors, int)
+                                        or not 1 <= self.actors <= MAX_ACTORS):
+            raise ConfigError(f"actors={self.actors!r}: must be an integer from 1 to {MAX_ACTORS}")
+        if self.gpus_per_actor is not None and not (isinstance(self.gpus_per_actor, (int, float))
+                                                    and 0 <= self.gpus_per_actor <= 8):
+            raise ConfigError(f"gpus_per_actor={self.gpus_per_actor!r}: must be a number from 0 to 8")
+
+
+class LocalFiles:
+    """Inputs and outputs as paths every actor can open (this machine, or a file system the cluster shares)."""
+
+    def read(self, src: str, name: str, limits: ImageLimits) -> bytes:
+        from .stream import read_bytes
+
+        return read_bytes(src, name, limits)
+
+    def write(self, dst: str, data: bytes) -> None:
+        from ..fileio import write_atomic
+
+        write_atomic(dst, data)
+
+
+@contextlib.contextmanager
+def connected(settings: RaySettings):
+    """Ray ready for this run; a Ray instance started here is shut down at the end, one joined or already
+    running in this process is left as it was."""
+    ray = require_ray()
+    started = False
+    if not ray.is_initialized():
+        common = {"log_to_driver": False, "logging_level": logging.WARNING, "configure_logging": True}
+        try:
+            if settings.address is None:
+                ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                         include_dashboard=False, **common)
+            else:
+                ray.init(address=settings.address, **common)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {settings.address}" if settings.address else "a local Ray instance"
+            raise ConfigError(f"--engine ray: cannot start or reach {where}: {exc}") from exc
+        started = True
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the run's own bar counts images; Ray's per-operator bars would clutter
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": we know
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def pool_shape(ray, settings: RaySettings, device_type: str) -> tuple[int, float, float]:
+    """``(actors, cpus per actor, gpus per actor)`` for the cluster Ray sees now."""
+    resources = ray.cluster_resources()
+    cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if device_type == "cuda":
+        per_actor = 1.0 if settings.gpus_per_actor is None else float(settings.gpus_per_actor)
+        if gpus < per_actor:
+            raise ConfigError(f"--engine ray on CUDA: the Ray cluster has {gpus:g} GPU(s), each actor needs "
+                              f"{per_actor:g}; use --gpus-per-actor 0 for CPU actors")
+        actors = settings.actors or max(1, int(gpus // per_actor))
+        cpu_share = max(1.0, min(4.0, cpus // actors))  # readers and writers beside the GPU
+        return actors, cpu_share, per_actor
+    actors = settings.actors or max(1, len(nodes))
+    smallest = min((int(n["Resources"].get("CPU", 1)) for n in nodes), default=cpus)
+    # Each actor's torch threads get its share of the cores; no more than one node has, or it cannot be placed.
+    cpu_share = max(1, min(smallest, cpus // actors))
+    return actors, float(cpu_share), 0.0
+
+
+class CartoonActor:
+    """One warm Cartoonizer in a Ray actor; each call does a batch of files end to end and returns their status.
+
+    The per-file steps are the local stream's (:mod:`.stream`): read with the size limit, decode, prepare,
+    photos of one bucket shape through :meth:`~cartoonkit.pipeline.Cartoonizer.process_many` in groups of
+    ``batch_size``, encode, write atomically, note the key in the journal; so the outputs are the same bytes."""
+
+    def __init__(self, model: str, head_model: str | None, engine_options: EngineOptions, limits: ImageLimits,
+                 config: CartoonConfig, batch_size: int, threads: int, journal: str | None):
+        import torch
+
+        from .. import runtime
+        from ..pipeline import Cartoonizer
+        from .state import Journal
+
+        device = torch.device(engine_options.device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        runtime.configure_torch(device, threads=threads)
+        self.ck = Cartoonizer.from_pretrained(model, engine_options=engine_options, head_model=head_model,
+                                              limits=limits)
+        self.config, self.limits, self.batch_size = config, limits, batch_size
+        self.files = LocalFiles()
+        self.journal = Journal(Path(journal)) if journal else None
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        from .reasons import strip_name, unexpected
+
+        rows = [{"key": str(k), "src": str(s), "dst": str(d)} for k, s, d in
+                zip(batch["key"], batch["src"], batch["dst"], strict=True)]
+        out: dict[str, list] = {"key": [], "status": [], "reason": [], "notes": []}
+        seconds = dict.fromkeys(STAGES, 0.0)
+        batches: Counter = Counter()
+
+        def emit(row, status: str, reason: str = "", notes: tuple[str, ...] = ()) -> None:
+            out["key"].append(row["key"])
+            out["status"].append(status)
+            out["reason"].append(reason)
+            out["notes"].append("\n".join(notes))
+
+        pending: dict[tuple[int, int], list] = {}
+        for row in rows:
+            try:
+                start = time.perf_counter()
+                data = self.files.read(row["src"], row["src"], self.limits)
+                seconds["read"] += time.perf_counter() - start
+                start = time.perf_counter()
+                from ..imageio import read_image
+
+                decoded = read_image(data, name=row["src"], limits=self.limits)
+                seconds["decode"] += time.perf_counter() - start
+                prepared = self.ck.prepare(decoded, self.config)
+            except InvalidImageError as exc:
+                emit(row, "failed", strip_name(str(exc), row["src"]))
+                continue
+            except Exception as exc:  # a bug must not cost the user the rest of the folder
+                emit(row, "failed", unexpected(exc))
+                continue
+            pending.setdefault(self.ck.bucket_of(prepared.photo), []).append((row, prepared))
+        fatal = None
+        for group in pending.values():
+            for first in range(0, len(group), self.batch_size):
+                fatal = fatal or self._run(group[first:first + self.batch_size], emit, seconds, batches, fatal)
+        # The call's stage seconds and engine batch sizes ride on its first row, as JSON: one flat string column
+        # whatever the stages, which Arrow stores without a schema of its own.
+        stats = json.dumps({"seconds": seconds, "batches": {str(k): v for k, v in batches.items()}})
+        out["stats"] = [stats] + [""] * (len(out["key"]) - 1) if out["key"] else []
+        return out
+
+    def _run(self, items: list, emit, seconds: dict, batches: Counter, fatal: str | None) -> str | None:
+        """One engine call (or, when it fails, one per photo to find the culprit), then encode and write.
+        Returns the reason the output folder takes no more files, once that happens."""
+        from ..imageio import encode_image
+        from ..pipeline import FACE_STAGES
+        from .reasons import is_fatal, unexpected
+        from .stream import _engine_failure
+
+        if fatal:
+            for row, _ in items:
+                emit(row, "fatal", fatal)
+            return fatal
+        try:
+            results = self.ck.process_many([p for _, p in items], self.config, max_batch=max(8, len(items)))
+        except Exception as exc:
+            if len(items) > 1:
+                for item in items:
+                    fatal = self._run([item], emit, seconds, batches, fatal)
+                return fatal
+            row, prepared = items[0]
+            emit(row, "failed", _engine_failure(exc, prepared.photo, self.ck.device))
+            return None
+        batches[len(items)] += 1
+        for (row, _), result in zip(items, results, strict=True):
+            for stage, value in result.timings.items():
+                stage = "faces" if stage in FACE_STAGES else stage
+                seconds[stage] = seconds.get(stage, 0.0) + value
+            if fatal:
+                emit(row, "fatal", fatal)
+                continue
+            try:
+                start = time.perf_counter()
+                data = encode_image(result.rgb, result.alpha, format=self.config.format, quality=self.config.quality)
+                seconds["encode"] += time.perf_counter() - start
+                start = time.perf_counter()
+                self.files.write(row["dst"], data)
+                seconds["write"] += time.perf_counter() - start
+                if self.journal is not None:
+                    self.journal.add(row["key"])
+            except OutputError as exc:
+                if is_fatal(exc):
+                    fatal = str(exc)
+                    emit(row, "fatal", fatal)
+                else:
+                    emit(row, "failed", str(exc))
+                continue
+            except Exception as exc:
+                emit(row, "failed", unexpected(exc))
+                continue
+            emit(row, "done", notes=result.notes)
+        return fatal
+
+
+def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySettings, ray, model: str,
+            head_model: str | None, engine_options: EngineOptions, limits: ImageLimits, config: CartoonConfig,
+            batch_size: int, journal: Path | None, device_type: str, shape: tuple[int, float, float]) -> None:
+    """Cartoonize ``tasks`` on the actor pool; every file's outcome goes to ``sink`` as its row arrives."""
+    actors, cpus, gpus = shape
+    options = replace(engine_options, device="cuda" if device_type == "cuda" else "cpu")
+    options = options.resolved(device_type, int8_ok=False)  # as for worker processes: one engine per process
+    by_key = {t.key: t for t in tasks}
+    dataset = ray.data.from_items([{"key": t.key, "src": str(t.src.absolute()), "dst": str(t.dst.absolute())}
+                                   for t in tasks],
+                                  override_num_blocks=max(1, min(len(tasks), actors * 8)))
+    results = dataset.map_batches(
+        CartoonActor, fn_constructor_kwargs={
+            "model": model, "head_model": head_model, "engine_options": options, "limits": limits,
+            "config": config, "batch_size": batch_size, "threads": max(1, int(cpus)),
+            "journal": str(journal.absolute()) if journal else None},
+        batch_size=max(ROWS_PER_CALL, batch_size), batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
+    seen: set[str] = set()
+    try:
+        for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+            for key, status, reason, notes, stats in zip(batch["key"], batch["status"], batch["reason"],
+                                                         batch["notes"], batch["stats"], strict=True):
+                if stats:
+                    stats = json.loads(str(stats))
+                    report.merge(stats["seconds"], Counter({int(k): v for k, v in stats["batches"].items()}),
+                                 Counter())
+                key = str(key)
+                if key in seen:  # cannot happen with Ray's retries (one call's rows arrive once); never count twice
+                    continue
+                seen.add(key)
+                task = by_key[key]
+                if status == "done":
+                    for note in str(notes).split("\n") if notes else ():
+                        sink.note(task, note)
+                    sink.done(task)
+                elif status == "failed":
+                    sink.failed(task, str(reason))
+                else:  # the output folder takes no more files: stop, --resume does the rest
+                    sink.fatal(str(reason))
+            if report.stopped:
+                break
+    except KeyboardInterrupt:
+        report.interrupted = True
+    except CartoonkitError:
+        raise
+    except Exception as exc:  # the cluster itself failed (a node lost for good, Ray shut down)
+        if report.stopped is None:
+            report.stopped = f"the Ray engine stopped: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        # A killed actor leaves its temporary files; a restarted call wrote its outputs again.
+        remove_leftovers({report.out_dir, *(t.dst.parent for t in tasks)})
