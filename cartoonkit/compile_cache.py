@@ -31,7 +31,7 @@ from .fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: the int8 package holds the generator only (conv9 on the phase grid); the filter runs eagerly
 DEFAULT_LIMIT_MB = 2048
 LIMIT_ENV = "CARTOONKIT_COMPILED_CACHE_MB"
 # The instruction sets that decide which kernels inductor and oneDNN generate; other /proc/cpuinfo flags

@@ -15,6 +15,10 @@ the two skip connections line up.
 
 from __future__ import annotations
 
+import functools
+import operator
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,51 +69,112 @@ def upsample2x_tf_legacy(x: torch.Tensor) -> torch.Tensor:
     The legacy mapping samples the source at ``dst / 2``: output pixel ``2i`` is input pixel
     ``i`` and ``2i+1`` the mean of inputs ``i`` and ``i+1``, the last one repeated at the edge.
     PyTorch's ``interpolate`` uses half-pixel centres instead and visibly differs.
+
+    Two formulations of the same values, one per way of running (measured at 512 px, 32 channels,
+    bfloat16, one Zen 4 thread):
+
+    * traced (``torch.compile``, ``torch.export``): a gather of two neighbours per axis,
+      ``(x[j // 2] + x[(j + 1) // 2]) * 0.5``, exact for even ``j`` too since ``(a + a) * 0.5 == a``.
+      Inductor fuses it and the skip sum after it into one vectorised pass: 1.8 ms, against 7.9 ms
+      for the interleaving below, which it lowers to a scalar loop;
+    * eager: interleaving with ``stack``, in the tensor's own memory order, so a channels-last
+      activation stays channels-last for the next convolution (in NCHW order it came out NCHW and
+      the convolution reordered it back). Index gathers are 3-4x slower than this in eager.
     """
-
-    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
-        nxt = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, t.shape[dim] - 1, 1)], dim)
-        pair = torch.stack([t, (t + nxt) * 0.5], dim=dim + 1)
-        return pair.flatten(dim, dim + 1)
-
+    if torch.compiler.is_compiling():
+        return _gather_along(_gather_along(x, x.dim() - 1), x.dim() - 2)
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        nhwc = x.permute(0, 2, 3, 1)
+        return _interleave_along(_interleave_along(nhwc, 2), 1).permute(0, 3, 1, 2)
     # Width first, then height: TF interpolates the top and bottom rows along x, then blends them.
-    return along(along(x, x.dim() - 1), x.dim() - 2)
+    return _interleave_along(_interleave_along(x, x.dim() - 1), x.dim() - 2)
 
 
-def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+def _interleave_along(t: torch.Tensor, dim: int) -> torch.Tensor:
+    nxt = torch.cat([t.narrow(dim, 1, t.shape[dim] - 1), t.narrow(dim, t.shape[dim] - 1, 1)], dim)
+    pair = torch.stack([t, (t + nxt) * 0.5], dim=dim + 1)
+    return pair.flatten(dim, dim + 1)
+
+
+def _gather_along(t: torch.Tensor, dim: int) -> torch.Tensor:
+    size = t.shape[dim]
+    target = torch.arange(2 * size, device=t.device)
+    left, right = target // 2, ((target + 1) // 2).clamp(max=size - 1)
+    return (t.index_select(dim, left) + t.index_select(dim, right)) * 0.5
+
+
+def box_counts(height: int, width: int, radius: int, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(height, width)``: how many pixels of each ``(2r+1)^2`` window lie inside the image."""
+    def along(n: int) -> torch.Tensor:
+        index = torch.arange(n, device=device)
+        return ((index + radius).clamp(max=n - 1) - (index - radius).clamp(min=0) + 1).to(dtype)
+
+    return along(height)[:, None] * along(width)[None, :]
+
+
+_BOX_COUNTS: dict[tuple, torch.Tensor] = {}
+_BOX_COUNTS_KEPT = 8   # a folder's shape buckets; 4 MB each at 1024 px
+_BOX_COUNTS_LOCK = threading.Lock()
+
+
+def _counts_for(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """:func:`box_counts` for ``x``'s size, from a small cache (the counts are the same for every image of a
+    size, and computing them took as long as a box sum)."""
+    height, width = x.shape[-2:]
+    if type(x) is not torch.Tensor:   # traced (export, ONNX): symbolic sizes, and no fake tensor may be kept
+        return box_counts(height, width, radius, x.device, x.dtype)
+    key = (height, width, radius, x.device, x.dtype)
+    with _BOX_COUNTS_LOCK:
+        counts = _BOX_COUNTS.get(key)
+        if counts is None:
+            with torch.inference_mode(False), torch.no_grad():
+                counts = box_counts(height, width, radius, x.device, x.dtype)
+            if len(_BOX_COUNTS) >= _BOX_COUNTS_KEPT:
+                _BOX_COUNTS.pop(next(iter(_BOX_COUNTS)))
+            _BOX_COUNTS[key] = counts
+    return counts
+
+
+def box_mean(x: torch.Tensor, radius: int, counts: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over a ``(2r+1)^2`` window, each border pixel divided by its count of in-bounds pixels.
 
     Separable shifted sums on a zero-padded copy: for the guided filter's few channels this is about
-    twice as fast on the CPU as ``avg_pool2d(count_include_pad=False)``, which it equals.
+    twice as fast on the CPU as ``avg_pool2d(count_include_pad=False)``, which it equals. ``counts``:
+    :func:`box_counts` for ``x``'s size (looked up when not given).
     """
     height, width = x.shape[-2:]
     k = 2 * radius + 1
     padded = F.pad(x, (radius, radius, radius, radius))
-    rows = sum(padded[..., :, i:i + width] for i in range(k))
-    sums = sum(rows[..., i:i + height, :] for i in range(k))
-
-    def counts(n: int) -> torch.Tensor:
-        index = torch.arange(n, device=x.device)
-        return ((index + radius).clamp(max=n - 1) - (index - radius).clamp(min=0) + 1).to(x.dtype)
-
-    return sums / (counts(height)[:, None] * counts(width)[None, :])
+    # reduce, not sum(): sum() starts from 0 and spends a full pass adding it.
+    rows = functools.reduce(operator.add, (padded[..., :, i:i + width] for i in range(k)))
+    sums = functools.reduce(operator.add, (rows[..., i:i + height, :] for i in range(k)))
+    return sums / (counts if counts is not None else _counts_for(x, radius))
 
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """Per-channel guided filter (He et al.) as in White-box Cartoonization's ``guided_filter``.
 
     ``guide`` and ``src`` have the same shape ``(N, C, H, W)``; the result smooths ``src`` while
-    keeping the edges of ``guide``. The four first-stage means (and the two second-stage ones) are
-    taken in one call each, on contiguous NCHW memory.
+    keeping the edges of ``guide``. Each mean is its own :func:`box_mean` on contiguous NCHW memory,
+    with the window counts looked up once: 3.4x faster in eager than concatenating the four means
+    into one call, as this did before, with the same values (10.6 vs 36 ms at 512 px, one Zen 4 thread).
     """
     guide, src = guide.contiguous(), src.contiguous()
-    c = guide.shape[1]
-    means = box_mean(torch.cat([guide, src, guide * src, guide * guide], dim=1), radius)
-    mean_guide, mean_src, mean_gs, mean_gg = means.split(c, dim=1)
+    counts = _counts_for(guide, radius)
+    mean_guide, mean_src = box_mean(guide, radius, counts), box_mean(src, radius, counts)
+    mean_gs, mean_gg = box_mean(guide * src, radius, counts), box_mean(guide * guide, radius, counts)
     a = (mean_gs - mean_guide * mean_src) / (mean_gg - mean_guide * mean_guide + eps)
     b = mean_src - a * mean_guide
-    mean_a, mean_b = box_mean(torch.cat([a, b], dim=1), radius).split(c, dim=1)
-    return mean_a * guide + mean_b
+    return box_mean(a, radius, counts) * guide + box_mean(b, radius, counts)
+
+
+# Under torch.compile the guided filter runs eagerly, as a graph break: on channels-last inputs inductor
+# loops over the 3 channels innermost and leaves the vectors 3/16 full, and the eager filter, one
+# box mean per quantity on NCHW memory, is faster than any compiled formulation measured (10.6 ms at 512 px
+# on one Zen 4 thread, against 12-17 ms compiled, 36 ms for the former concatenating eager version).
+# torch.export (ONNX, OpenVINO) traces through it as usual.
+_guided_filter_eagerly = torch.compiler.disable(guided_filter)
 
 
 def _leaky(x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +245,7 @@ class CartoonNetwork(nn.Module):
         # The generator may run in reduced precision (the engine casts it); the guided filter stays
         # in float32 because its ``var + eps`` cancels catastrophically in 16-bit formats.
         styled = self.generator(photo_bgr.to(self.generator.conv0.weight.dtype)).float()
-        return guided_filter(photo_bgr.float(), styled, self.radius, self.eps)
+        return _guided_filter_eagerly(photo_bgr.float(), styled, self.radius, self.eps)
 
 
 def check_input_shape(x: torch.Tensor) -> None:

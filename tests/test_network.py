@@ -87,6 +87,50 @@ def test_legacy_upsample_matches_reference(shape):
     np.testing.assert_allclose(upsample2x_tf_legacy(x).numpy(), expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(1, 4, 5, 7), (2, 3, 6, 4)])
+def test_legacy_upsample_channels_last_matches_reference_and_stays_channels_last(shape):
+    """The eager channels-last formulation: same values as the reference, and the layout kept."""
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    got = upsample2x_tf_legacy(x)
+    np.testing.assert_allclose(got.numpy(), slow_upsample2x_tf_legacy(x.numpy()), atol=1e-12)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_legacy_upsample_formulations_agree_exactly_in_eager(dtype):
+    """The channels-last and NCHW eager formulations round identically, in bfloat16 too (why the output
+    hashes did not move when the channels-last one was added)."""
+    x = torch.randn(1, 8, 6, 10).to(dtype)
+    assert torch.equal(upsample2x_tf_legacy(x), upsample2x_tf_legacy(x.contiguous(memory_format=torch.channels_last)))
+
+
+def test_legacy_upsample_traced_formulation_matches_reference():
+    """Under torch.compile the gather formulation runs; it must give the reference's values."""
+    x = torch.randn(1, 3, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    compiled = torch.compile(upsample2x_tf_legacy, backend="aot_eager", fullgraph=True)
+    np.testing.assert_allclose(compiled(x).numpy(), slow_upsample2x_tf_legacy(x.numpy()), atol=1e-12)
+
+
+def test_guided_filter_on_channels_last_input_and_repeated_sizes():
+    """The window counts come from a cache: a second size must not reuse the first one's counts."""
+    for shape in [(1, 3, 6, 8), (1, 3, 8, 6), (1, 3, 6, 8)]:
+        guide = (torch.rand(shape, dtype=torch.float64) * 2 - 1).contiguous(memory_format=torch.channels_last)
+        src = torch.rand(shape, dtype=torch.float64) * 2 - 1
+        np.testing.assert_allclose(guided_filter(guide, src, 1, 5e-3).numpy(),
+                                   slow_guided_filter(guide.numpy(), src.numpy(), 1, 5e-3), atol=1e-10)
+
+
+def test_compiled_network_equals_eager():
+    """torch.compile runs the guided filter eagerly (a graph break) and the up-sampling as a gather:
+    the compiled float32 network must still compute the eager network's values."""
+    torch.manual_seed(0)
+    net = CartoonNetwork().eval()
+    x = torch.rand(1, 3, 16, 24) * 2 - 1
+    compiled = torch.compile(net, backend="aot_eager")
+    with torch.no_grad():
+        np.testing.assert_allclose(compiled(x).numpy(), net(x).numpy(), atol=1e-5)
+
+
 def test_legacy_upsample_differs_from_half_pixel_interpolate():
     x = torch.randn(1, 1, 6, 6)
     half_pixel = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
