@@ -28,7 +28,8 @@ def main() -> None:
     """Draw the app: the password gate if one is set, else the navigation, the settings in the sidebar and the page."""
     import streamlit as st
 
-    from . import common, gate
+    from ..config import CartoonConfig
+    from . import common, gate, warm
 
     st.set_page_config(page_title="cartoonkit", layout="wide")
     if not gate.unlocked(st):
@@ -36,5 +37,6 @@ def main() -> None:
     pages = [st.Page(page_file(title), title=title, url_path=slug, default=index == 0)
              for index, (title, slug) in enumerate(PAGES.items())]
     page = st.navigation(pages)
+    warm.start(CartoonConfig().resolution)   # once per server process; see warm.py
     common.remember_settings(st, common.sidebar(st))
     page.run()

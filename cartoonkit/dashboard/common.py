@@ -19,7 +19,7 @@ from ..options import EngineOptions
 from ..pipeline import Cartoonizer, CartoonResult
 from ..transforms import resize_to
 from ..weights import DEFAULT_MODEL, installed_models
-from . import jobs
+from . import jobs, warm
 
 MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
@@ -93,11 +93,17 @@ def model_choices() -> list[str]:
 
 
 def load_cartoonizer(model: str, engine: EngineOptions, head_model: str | None = None) -> Cartoonizer:
-    """The warm model for these settings, created once per process (``st.cache_resource``)."""
-    return _cached_cartoonizer(model, engine, head_model)
+    """The warm model for these settings, created once per process (``st.cache_resource``).
+
+    Whether int8 is prepared is part of the key: once the background warm-up (:mod:`.warm`) has compiled
+    it, ``auto`` settings get a new, int8 engine instead of the one made before."""
+    from ..options import int8_prepared
+
+    return _cached_cartoonizer(model, engine, head_model, int8_prepared() if engine.precision == "auto" else None)
 
 
-def _make_cartoonizer(model: str, engine: EngineOptions, head_model: str | None) -> Cartoonizer:
+def _make_cartoonizer(model: str, engine: EngineOptions, head_model: str | None,
+                      int8_ready: bool | None = None) -> Cartoonizer:
     return Cartoonizer.from_pretrained(model, engine_options=engine, head_model=head_model, limits=ImageLimits())
 
 
@@ -180,6 +186,8 @@ def sidebar(st) -> Settings:
                                  max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
                                  help=f"Long work stops between files once past it; default from {jobs.TIME_LIMIT_ENV}")
+    if warm_line := warm.status().line():
+        sb.caption(warm_line)
     sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
                "images over 64 megapixels are refused.")
     return Settings(model=model, config=config, engine=engine, time_limit_s=float(time_limit))
