@@ -59,13 +59,17 @@ def png_level_table(image: np.ndarray, levels=(1, 6), repeats: int = 5) -> list[
     """
     from io import BytesIO
 
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
+
+    from ..colour import PNG_SRGB_CHUNK
 
     picture = Image.fromarray(np.ascontiguousarray(image))
+    tag = PngImagePlugin.PngInfo()  # the sRGB chunk encode_image writes, so the sizes are the package's
+    tag.add(b"sRGB", PNG_SRGB_CHUNK)
 
     def encode(level: int) -> bytes:
         buffer = BytesIO()
-        picture.save(buffer, "PNG", compress_level=level, optimize=False)
+        picture.save(buffer, "PNG", compress_level=level, optimize=False, pnginfo=tag)
         return buffer.getvalue()
 
     return [{"level": level, "bytes": len(encode(level)),
