@@ -15,7 +15,11 @@ out of host memory) is started again and its unfinished call is run again, by it
 call rewrites the same bytes through a temporary file and a rename, so an output is whole or absent, never
 half-written, and the report counts each file once because only the retried call's rows reach the driver. The
 temporary files a killed actor leaves are removed at the end (and by any later run). A killed driver leaves
-whole files, which ``--resume`` keeps.
+whole files, which ``--resume`` keeps; its actors must not go on writing once it is gone, because the folder's
+lock went with it and a resumed run may be planning the same folder. Ray stops a dead driver's actors, but
+only seconds later (measured: 4 more outputs after a ``kill -9``), so an actor on the driver's own machine
+checks that the driver still lives before each write (:class:`DriverWatch`); at most the write in flight
+lands after the kill.
 
 Files are read and written through :class:`LocalFiles`: paths every actor sees (a local folder on one machine,
 a shared file system on a cluster). Object storage (``pyarrow.fs``) would be another implementation of its two
@@ -28,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -90,6 +95,31 @@ class RaySettings:
         if self.gpus_per_actor is not None and not (isinstance(self.gpus_per_actor, (int, float))
                                                     and 0 <= self.gpus_per_actor <= 8):
             raise ConfigError(f"gpus_per_actor={self.gpus_per_actor!r}: must be a number from 0 to 8")
+
+
+class DriverWatch:
+    """Whether the driver that started this run still lives, seen from an actor: known on the driver's machine
+    (its pid and start time, so a reused pid does not count); elsewhere Ray's own job clean-up answers."""
+
+    def __init__(self, host: str, pid: int, started: float):
+        self.host, self.pid, self.started = host, pid, started
+
+    @classmethod
+    def here(cls) -> DriverWatch:
+        import psutil
+
+        return cls(socket.gethostname(), os.getpid(), psutil.Process().create_time())
+
+    def alive(self) -> bool:
+        if socket.gethostname() != self.host:
+            return True
+        import psutil
+
+        try:
+            process = psutil.Process(self.pid)
+            return process.create_time() == self.started and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
 
 
 class LocalFiles:
@@ -164,7 +194,7 @@ class CartoonActor:
     ``batch_size``, encode, write atomically, note the key in the journal; so the outputs are the same bytes."""
 
     def __init__(self, model: str, head_model: str | None, engine_options: EngineOptions, limits: ImageLimits,
-                 config: CartoonConfig, batch_size: int, threads: int, journal: str | None):
+                 config: CartoonConfig, batch_size: int, threads: int, journal: str | None, driver: DriverWatch):
         import torch
 
         from .. import runtime
@@ -180,6 +210,7 @@ class CartoonActor:
         self.config, self.limits, self.batch_size = config, limits, batch_size
         self.files = LocalFiles()
         self.journal = Journal(Path(journal)) if journal else None
+        self.driver = driver
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         from .reasons import strip_name, unexpected
@@ -255,6 +286,9 @@ class CartoonActor:
             if fatal:
                 emit(row, "fatal", fatal)
                 continue
+            if not self.driver.alive():
+                log.warning("the driver of this run is gone; this actor stops before writing %s", row["dst"])
+                os._exit(1)  # nothing may write into the folder now; Ray tears down the rest of the job
             try:
                 start = time.perf_counter()
                 data = encode_image(result.rgb, result.alpha, format=self.config.format, quality=self.config.quality)
@@ -293,7 +327,7 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
         CartoonActor, fn_constructor_kwargs={
             "model": model, "head_model": head_model, "engine_options": options, "limits": limits,
             "config": config, "batch_size": batch_size, "threads": max(1, int(cpus)),
-            "journal": str(journal.absolute()) if journal else None},
+            "journal": str(journal.absolute()) if journal else None, "driver": DriverWatch.here()},
         batch_size=max(ROWS_PER_CALL, batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
     seen: set[str] = set()
