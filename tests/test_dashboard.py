@@ -285,8 +285,8 @@ def test_performance_page_runs_a_short_benchmark_and_charts_it(app, tmp_path, mo
     titles = _chart_titles(app)
     stored = {row["file"] for row in performance_page.benchmark_rows()}
     assert stored and all(any(t.startswith(f"{f}:") for t in titles) for f in stored)
-    for start in ("Throughput against batch size", "Throughput against resolution", "cartoonkit against other",
-                  "Compound mode"):
+    for start in ("Throughput against batch size", "Throughput against resolution",
+                  "How much faster than each alternative", "What precision costs in quality", "Compound mode"):
         assert any(t.startswith(start) for t in titles), start
 
     app.button(key="bench_run").click().run()

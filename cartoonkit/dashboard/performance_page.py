@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from .. import hardware, paths
 from ..bench.results import BenchResult, save_json
 from ..bench.variants import VARIANTS
@@ -140,20 +142,92 @@ def resolution_figure(rows: list[dict]):
                    title="Throughput against resolution (network alone, batch 1, higher is better)")
 
 
-def peers_figure(rows: list[dict]):
-    """cartoonkit's variants against the peers, for every (file, measurement, resolution) that has both."""
+def _model_rows(rows: list[dict], file: str) -> list[dict]:
+    return [r for r in rows if r["file"] == file and r["name"] == "model" and r["batch"] == 1]
+
+
+def comparison_file(rows: list[dict], machine: str | None = None) -> str | None:
+    """The result file to answer "how much faster than the alternatives" from: of the files measured on
+    ``machine`` (as ``cartoonkit bench`` describes it; all files when none was), the one with the most peer
+    rows at resolutions where cartoonkit was measured too; None when no file has such a pair."""
+    def pairs(file: str) -> int:   # peer rows at a resolution where cartoonkit was measured too
+        model = _model_rows(rows, file)
+        ours = {r["resolution"] for r in model if not is_peer(r["variant"])}
+        return sum(1 for r in model if is_peer(r["variant"]) and r["resolution"] in ours)
+
+    files = list(dict.fromkeys(r["file"] for r in rows))
+    here = [f for f in files if machine and any(r["file"] == f and r.get("machine") == machine for r in rows)]
+    scored = [(pairs(f), f) for f in (here or files)]
+    best = max(scored, default=(0, None))
+    return best[1] if best[0] else None
+
+
+def _fastest_good(rows: list[dict], min_psnr: float) -> dict | None:
+    """cartoonkit's fastest row whose PSNR against float32 is at least ``min_psnr`` (or unmeasured: float32)."""
+    good = [r for r in rows if not is_peer(r["variant"])
+            and (r.get("psnr_vs_fp32") is None or r["psnr_vs_fp32"] >= min_psnr)]
+    return min(good, key=lambda r: r["ms_per_image"], default=None)
+
+
+def speedup_figure(rows: list[dict], machine: str | None = None, min_psnr: float = 40.0):
+    """How much faster cartoonkit's fastest engine (at >= ``min_psnr`` dB) is than each other runtime: one bar
+    per peer and resolution, from one result file (:func:`comparison_file`). Above 1 = cartoonkit is faster."""
     import plotly.express as px
 
-    with_peer = ({(r["file"], r["name"], r["resolution"]) for r in rows if is_peer(r["variant"])}
-                 & {(r["file"], r["name"], r["resolution"]) for r in rows if not is_peer(r["variant"])})
-    points = [{**r, "what": f"{r['name']} {r['resolution']}px ({r['file']})",
-               "who": ("peer: " if is_peer(r["variant"]) else "cartoonkit: ") + r["variant"]}
-              for r in rows if (r["file"], r["name"], r["resolution"]) in with_peer and r["batch"] == 1]
+    file = comparison_file(rows, machine)
+    if file is None:
+        return None
+    model = _model_rows(rows, file)
+    points = []
+    for resolution in sorted({r["resolution"] for r in model}):
+        at = [r for r in model if r["resolution"] == resolution]
+        ours = _fastest_good(at, min_psnr)
+        if ours is None:
+            continue
+        for peer in (r for r in at if is_peer(r["variant"])):
+            ratio = peer["ms_per_image"] / ours["ms_per_image"]
+            points.append({"alternative": peer["variant"], "resolution": f"{resolution} px", "ratio": ratio,
+                           "label": f"{ratio:.2f}×", "ours": f"{ours['variant']} ({ours['ms_per_image']:.0f} ms)",
+                           "theirs": f"{peer['ms_per_image']:.0f} ms",
+                           "psnr": "" if peer.get("psnr_vs_fp32") is None else f"{peer['psnr_vs_fp32']:.1f} dB"})
     if not points:
         return None
-    return px.bar(_frame(points), x="what", y="ms_per_image", color="who", barmode="group",
-                  labels={"what": "measurement", "ms_per_image": "ms per image", "who": ""},
-                  title="cartoonkit against other runtimes (ms per image, lower is better)")
+    machine_name = next((r.get("machine") for r in model if r.get("machine")), "") or "machine not recorded"
+    figure = px.bar(_frame(points), x="alternative", y="ratio", color="resolution", barmode="group", text="label",
+                    hover_data=["ours", "theirs", "psnr"],
+                    labels={"alternative": "", "ratio": "cartoonkit is N× faster", "resolution": ""},
+                    title=f"How much faster than each alternative ({file}: {machine_name})")
+    figure.add_hline(y=1.0, line_dash="dot", annotation_text="as fast")
+    return figure
+
+
+peers_figure = speedup_figure   # the name the page used before the question-per-chart layout
+
+
+def quality_figure(rows: list[dict], machine: str | None = None):
+    """What each precision costs in quality: PSNR against float32 per engine, from the comparison file (or the
+    first file that measured PSNR), with the 40 dB bar and the 44 dB that ``auto`` keeps."""
+    import plotly.express as px
+
+    files = [comparison_file(rows, machine)] + list(dict.fromkeys(r["file"] for r in rows))
+    for file in [f for f in files if f]:
+        measured = {}
+        for r in _model_rows(rows, file):
+            psnr = r.get("psnr_vs_fp32")
+            if psnr is not None and psnr != float("inf"):
+                key = (r["variant"], r.get("precision") or "")
+                measured[key] = max(measured.get(key, 0.0), min(psnr, 80.0))   # > 80 dB: identical to the eye
+        if measured:
+            points = [{"engine": f"{variant} ({precision})" if precision else variant, "psnr": psnr,
+                       "who": "peer" if is_peer(variant) else "cartoonkit"}
+                      for (variant, precision), psnr in sorted(measured.items(), key=lambda kv: -kv[1])]
+            figure = px.bar(_frame(points), x="engine", y="psnr", color="who",
+                            labels={"engine": "", "psnr": "PSNR against float32 (dB, higher is closer)", "who": ""},
+                            title=f"What precision costs in quality ({file}; capped at 80 dB)")
+            figure.add_hline(y=44.0, line_dash="dot", annotation_text="44 dB: what auto keeps")
+            figure.add_hline(y=40.0, line_dash="dash", annotation_text="40 dB")
+            return figure
+    return None
 
 
 def stage_figure(outcomes: list) -> object | None:
@@ -168,7 +242,7 @@ def stage_figure(outcomes: list) -> object | None:
     if not points:
         return None
     return px.bar(_frame(points), x="photo", y="ms", color="stage",
-                  title="Stage times of your last Cartoonize run (ms)")
+                  title="Where the time of one photo goes (your last Cartoonize run, ms per stage)")
 
 
 def compound_figure(compound: list[dict]):
@@ -189,7 +263,12 @@ def compound_figure(compound: list[dict]):
 def render(st, settings: common.Settings) -> None:
     st.title("Performance")
     st.subheader("This machine")
-    st.code(hardware.describe(), language=None)
+    from ..options import precision_name
+
+    st.markdown(f"**`precision auto` picks here:** {precision_name('auto', 'cpu')} on the CPU"
+                + (" (run `cartoonkit warmup`, or let the dashboard's background warm-up finish, for int8)"
+                   if precision_name('auto', 'cpu') != "int8" and hardware.cpu_supports_fast_int8() else ""))
+    st.code(hardware.describe(), language=None, wrap_lines=True)
 
     st.subheader("Run a short benchmark here")
     st.caption(f"Network alone at {SHORT_RESOLUTIONS[0]} px, batch {' and '.join(map(str, SHORT_BATCHES))}, "
@@ -218,20 +297,25 @@ def render(st, settings: common.Settings) -> None:
         compound += file_compound
     if not rows:
         st.info("No benchmark results yet: run one above, or `make bench`.")
-    st.subheader("Charts")
+    st.subheader("Charts: one question each")
     job = st.session_state.get("cartoonize_job")
-    figures = [("bench_batch", batch_figure(rows)), ("bench_resolution", resolution_figure(rows)),
-               ("bench_peers", peers_figure(rows)), ("bench_stages", stage_figure(job.results if job else [])),
+    from ..bench.run import machine_description
+
+    machine = machine_description(torch.device("cpu"))
+    figures = [("bench_peers", speedup_figure(rows, machine)),
+               ("bench_stages", stage_figure(job.results if job else [])),
+               ("bench_quality", quality_figure(rows, machine)),
+               ("bench_batch", batch_figure(rows)), ("bench_resolution", resolution_figure(rows)),
                ("bench_compound", compound_figure(compound))]
     for key, figure in figures:
         if figure is not None:
             st.plotly_chart(figure, key=key)
     if job is None:
-        st.caption("Cartoonize some photos to see their stage times here.")
+        st.caption("Cartoonize some photos to see where their time goes here.")
 
-    st.subheader("Every result file (ms per image, lower is better)")
-    for file in dict.fromkeys(r["file"] for r in rows):
-        st.plotly_chart(file_figure(rows, file), key=f"bench_file_{file}")
+    with st.expander("Every result file (ms per image, lower is better)"):
+        for file in dict.fromkeys(r["file"] for r in rows):
+            st.plotly_chart(file_figure(rows, file), key=f"bench_file_{file}")
 
 
 def _stored_dir() -> Path | None:
