@@ -48,7 +48,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pillow_heif
 import torch
 from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
@@ -96,8 +95,15 @@ _JXL_CODESTREAM = b"\xff\x0a"
 _JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
 
 # HEIC/HEIF through libheif (pillow-heif, a core dependency: every iPhone photo is HEIC). Registering adds a
-# Pillow plugin and nothing else; thumbnails are not decoded, only the image itself.
-pillow_heif.register_heif_opener(thumbnails=False)
+# Pillow plugin and nothing else; thumbnails are not decoded, only the image itself. Should an environment
+# lack it (one installed before it became a dependency), everything else still works and a HEIC says why.
+try:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener(thumbnails=False)
+except ImportError:
+    pillow_heif = None
+_HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypheim", b"ftypheis", b"ftypmif1", b"ftypmsf1")
 try:  # JPEG XL: the optional jxl extra (pillow-jxl-plugin) registers its plugin on import
     import pillow_jxl  # noqa: F401
 
@@ -168,7 +174,10 @@ def _refuse_other_format(data: bytes, name: str) -> None:
     if data.startswith((_JXL_CODESTREAM, _JXL_CONTAINER)):
         raise InvalidImageError(f"{name}: JPEG XL image: reading it needs pillow-jxl-plugin, "
                                 f"pip install 'cartoonkit[{JXL_EXTRA}]'")
-    if data[4:12] in (b"ftypavif", b"ftypavis") and "AVIF" not in Image.ID:
+    if data[4:12] in _HEIF_BRANDS and "HEIF" not in _OPEN_FORMATS:
+        raise InvalidImageError(f"{name}: HEIC/HEIF image: reading it needs pillow-heif (a dependency of "
+                                "cartoonkit: pip install pillow-heif)")
+    if data[4:12] in (b"ftypavif", b"ftypavis") and "AVIF" not in _OPEN_FORMATS:
         raise InvalidImageError(f"{name}: AVIF image: this Pillow was built without AVIF (Pillow 11.3 or later "
                                 "reads it)")
     try:  # identification only: the header is parsed, no pixel is decoded

@@ -377,3 +377,15 @@ def test_jpeg_xl_container_size_and_a_missing_header():
     assert read_image(container, name="c.jxl").rgb.shape == (3, 200, 300)
     with pytest.raises(InvalidImageError, match=r"^c\.jxl: JPEG XL file whose size header cannot be found"):
         read_image(container[:40], name="c.jxl")
+
+
+@pytest.mark.parametrize(("fmt", "words"), [("HEIF", "HEIC/HEIF image: reading it needs pillow-heif"),
+                                            ("AVIF", "AVIF image: this Pillow was built without AVIF")])
+def test_heic_and_avif_without_their_decoder_say_what_is_missing(monkeypatch, fmt, words):
+    """Where pillow-heif is missing (an environment older than the dependency) or Pillow lacks libavif."""
+    from cartoonkit import imageio
+
+    data = encode(Image.fromarray(blocks()), fmt, quality=80)
+    monkeypatch.setattr(imageio, "_OPEN_FORMATS", [f for f in imageio._OPEN_FORMATS if f != fmt])
+    with pytest.raises(InvalidImageError, match=rf"^p: {re.escape(words)}"):
+        read_image(data, name="p")
