@@ -39,6 +39,8 @@ _FAILURE_KINDS = (  # (words in the reason, the kind the report counts it under)
     ("not a photo format", "unsupported image type (by content)"),
     ("needs pillow-jxl-plugin", "JPEG XL without the jxl extra"),
     ("built without avif", "AVIF without Pillow support"),
+    ("needs pillow-heif", "HEIC without pillow-heif"),
+    ("size header cannot be found", "truncated or corrupt"),
     ("pixel limit", "over the pixel limit"),
     ("larger than the limit of", "over the file size limit"),
     ("zero size", "zero size"),
