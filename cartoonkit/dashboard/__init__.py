@@ -29,7 +29,7 @@ def main() -> None:
     import streamlit as st
 
     from ..config import CartoonConfig
-    from . import common, gate, warm
+    from . import common, gate, share, warm
 
     st.set_page_config(page_title="cartoonkit", layout="wide")
     if not gate.unlocked(st):
@@ -38,5 +38,9 @@ def main() -> None:
              for index, (title, slug) in enumerate(PAGES.items())]
     page = st.navigation(pages)
     warm.start(CartoonConfig().resolution)   # once per server process; see warm.py
-    common.remember_settings(st, common.sidebar(st))
+    for problem in share.apply_link(st.query_params, st.session_state, common.model_choices()):
+        st.warning(problem)
+    settings = common.sidebar(st)
+    share.write_link(st.query_params, settings.flat(), common.DEFAULT_MODEL)   # the URL now opens these settings
+    common.remember_settings(st, settings)
     page.run()

@@ -180,8 +180,8 @@ def sidebar(st) -> Settings:
     model = sb.selectbox("Model", model_choices(), key="model")
     chosen: dict = {}
     sections: dict = {}
-    config = CartoonConfig(**draw_settings(sb, CartoonConfig, chosen, sections))
-    engine = EngineOptions(**draw_settings(sb, EngineOptions, chosen, sections))
+    config = CartoonConfig(**draw_settings(sb, CartoonConfig, chosen, sections, st.session_state))
+    engine = EngineOptions(**draw_settings(sb, EngineOptions, chosen, sections, st.session_state))
     time_limit = sb.number_input("Time limit per request (s)", min_value=jobs.MIN_TIME_LIMIT_S,
                                  max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
@@ -206,10 +206,13 @@ def current_settings(st) -> Settings:
     return st.session_state.get(SETTINGS_KEY) or Settings()
 
 
-def draw_settings(where, cls, chosen: dict, sections: dict | None = None) -> dict:
+def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=None) -> dict:
     """One widget per declared setting of ``cls`` that has a :class:`~cartoonkit.settings.Widget`, keyed by the
     setting's name, in declaration order; returns ``{name: value}`` (and adds them to ``chosen``, which
-    ``enabled_when`` predicates read). Settings without a widget keep their defaults."""
+    ``enabled_when`` predicates read). Settings without a widget keep their defaults.
+
+    ``state``: the session state; a widget whose value is already there (from an earlier run, or seeded from a
+    shared link by :mod:`.share`) is drawn without a default, so Streamlit takes the state's value."""
     sections = {} if sections is None else sections
     values = {}
     for name, (spec, default) in declarations.declared(cls).items():
@@ -223,16 +226,18 @@ def draw_settings(where, cls, chosen: dict, sections: dict | None = None) -> dic
         options = widget.options() if callable(widget.options) else (widget.options or spec.choices)
         disabled = widget.enabled_when is not None and not widget.enabled_when(chosen)
         common = dict(key=name, help=spec.help, disabled=disabled)
+        seeded = state is not None and name in state
         if widget.kind == "slider":
-            value = place.slider(widget.label, spec.kind(spec.low), spec.kind(spec.high), default,
-                                 spec.kind(widget.step), **common)
+            value = place.slider(widget.label, spec.kind(spec.low), spec.kind(spec.high),
+                                 **({} if seeded else {"value": default}), step=spec.kind(widget.step), **common)
         elif widget.kind == "select":
-            value = place.selectbox(widget.label, options, index=list(options).index(default), **common)
+            value = place.selectbox(widget.label, options, **({} if seeded else {"index": list(options).index(default)}),
+                                    **common)
         elif widget.kind == "radio":
-            value = place.radio(widget.label, options, index=list(options).index(default), horizontal=True,
-                                **common)
+            value = place.radio(widget.label, options, **({} if seeded else {"index": list(options).index(default)}),
+                                horizontal=True, **common)
         elif widget.kind == "select_slider":
-            value = place.select_slider(widget.label, options, value=default, **common)
+            value = place.select_slider(widget.label, options, **({} if seeded else {"value": default}), **common)
         else:
             raise ValueError(f"{name}: unknown widget kind {widget.kind!r}")
         if spec.kind is float:
