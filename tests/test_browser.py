@@ -85,6 +85,7 @@ def test_upload_a_photo_and_get_the_cartoon(driver, shared_images, tmp_path):
     from PIL import Image
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "portrait.jpg"
@@ -100,6 +101,20 @@ def test_upload_a_photo_and_get_the_cartoon(driver, shared_images, tmp_path):
     OUTPUT.mkdir(exist_ok=True)
     driver.save_screenshot(str(OUTPUT / "dashboard.png"))
     assert (OUTPUT / "dashboard.png").stat().st_size > 10_000
+
+    # The before/after view: drag its divider with the keyboard and the cartoon's visible part follows.
+    frame = wait.until(lambda d: next((f for f in d.find_elements(By.TAG_NAME, "iframe")
+                                       if "before" in (f.get_attribute("srcdoc") or "")), None))
+    driver.switch_to.frame(frame)
+    try:
+        divider = wait.until(lambda d: d.find_element(By.ID, "divider"))
+        assert len(driver.find_elements(By.TAG_NAME, "img")) == 2
+        for _ in range(20):
+            divider.send_keys(Keys.ARROW_LEFT)
+        clip = driver.find_element(By.ID, "after").value_of_css_property("clip-path")
+        assert float(divider.get_attribute("value")) < 50 and "50%" not in clip, clip
+    finally:
+        driver.switch_to.default_content()
 
 
 def test_stop_mid_run_keeps_the_finished_photos(driver, shared_images):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import common
+from . import before_after, common
 
 JOB_KEY = "cartoonize_job"
 
@@ -50,10 +50,12 @@ def show_outcome(st, outcome: common.Outcome, index: int) -> None:
     if outcome.error:
         st.error(outcome.error)
         return
-    before, after = st.columns(2)
     height, width = outcome.after.shape[:2]
-    before.image(outcome.before, caption="before")
-    after.image(outcome.after, caption=f"after ({width}x{height})")
+    before_after.show(st, outcome.before, outcome.after, label_after=f"after ({width}x{height})")
+    with st.expander("Side by side"):
+        before, after = st.columns(2)
+        before.image(outcome.before, caption="before")
+        after.image(outcome.after, caption=f"after ({width}x{height})")
     st.download_button(f"Download {outcome.file_name}", outcome.data, file_name=outcome.file_name,
                        mime=_MIME.get(outcome.file_name.rsplit(".", 1)[-1], "application/octet-stream"),
                        key=f"download_{index}")
