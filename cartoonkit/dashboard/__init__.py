@@ -2,7 +2,7 @@
 
 Run it with ``make run`` (or ``streamlit run streamlit_app.py``). Navigation is Streamlit's own multipage API
 (``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/batch``, ``/video``,
-``/compare``, ``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
+``/compare``, ``/gallery``, ``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from .common import Outcome, Settings, process_uploads
 
 PAGES = {"Cartoonize": "cartoonize", "Batch": "batch", "Video": "video", "Compare": "compare",
-         "Performance": "performance"}
+         "Gallery": "gallery", "Performance": "performance"}
 """Page title -> its file in ``pages/`` and its URL path (the first page is the landing page, at ``/``)."""
 PAGES_DIR = Path(__file__).parent / "pages"
 

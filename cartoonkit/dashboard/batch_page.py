@@ -77,7 +77,7 @@ def render(st, settings: common.Settings) -> None:
     files = common.photo_request(st, JOB_KEY, "Cartoonize all", key_prefix="batch_",
                                  help=f"Any number of photos: {common.UPLOAD_HELP}")
     if files is not None:
-        cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False)
+        cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False, page="Batch")
     job = st.session_state.get(JOB_KEY)
     if job is None:
         return

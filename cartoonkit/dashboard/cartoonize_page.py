@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from . import before_after, common
+from . import before_after, common, gallery
 
 JOB_KEY = "cartoonize_job"
 
 
 def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Settings, keep_images: bool = True,
-          on_result=None, area=None) -> bool:
+          on_result=None, area=None, page: str = "Cartoonize") -> bool:
     """Cartoonize ``files`` as a job under ``job_key`` (shared with the Batch page); bad settings stop it early.
-    ``on_result(outcome, index)`` draws each photo as it is done, under the progress bar in ``area``.
-    False when nothing ran."""
+    ``on_result(outcome, index)`` draws each photo as it is done, under the progress bar in ``area``; each result
+    also goes into the session gallery, marked as made on ``page``. False when nothing ran."""
     try:
         config = settings.config
         cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
@@ -26,8 +26,13 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
             outcome.before = outcome.after = outcome.result = None
         return outcome
 
+    def done(outcome: common.Outcome, index: int) -> None:
+        gallery.add(st.session_state, outcome, settings, page)
+        if on_result is not None:
+            on_result(outcome, index)
+
     common.run_job(st, job_key, files, [name for name, _ in files], one, settings, unit="photos",
-                   on_result=on_result, area=area)
+                   on_result=done, area=area)
     return True
 
 
