@@ -4,9 +4,10 @@ or across a cluster.
 The driver (this process) keeps everything that decides *what* is done: listing, the skip-what-is-done rule,
 the settings fingerprint, the lock, the journal's path and the report are :func:`~cartoonkit.folder.run_folder`'s
 own. Only the tasks travel: a Ray Dataset of ``(src, dst, key)`` strings, ``map_batches`` over a fixed pool of
-actors, each holding one warm :class:`~cartoonkit.pipeline.Cartoonizer`. An actor reads the file, decodes,
-cartoonizes, encodes and writes the output atomically itself, and returns one small row per file (done, failed
-with its reason, or the output folder is unusable). So the object store carries paths and status rows, never
+actors, each holding one warm :class:`~cartoonkit.pipeline.Cartoonizer`. Each actor call runs the local
+engine's stream (:mod:`.stream`) on its files: it reads, decodes, cartoonizes, encodes and writes the outputs
+atomically itself, and returns one small row per file (done, failed with its reason, or the output folder is
+unusable). So the object store carries paths and status rows, never
 decoded frames, and a bad file is a row in the report rather than a failed dataset.
 
 Faults: Ray Data creates pool actors with ``max_restarts=-1`` and ``max_task_retries=-1`` (its default since
@@ -18,12 +19,13 @@ temporary files a killed actor leaves are removed at the end (and by any later r
 whole files, which ``--resume`` keeps; its actors must not go on writing once it is gone, because the folder's
 lock went with it and a resumed run may be planning the same folder. Ray stops a dead driver's actors, but
 only seconds later (measured: 4 more outputs after a ``kill -9``), so an actor on the driver's own machine
-checks that the driver still lives before each write (:class:`DriverWatch`); at most the write in flight
+watches the driver (:class:`DriverWatch`, every 50 ms) and exits when it is gone; at most a write in flight
 lands after the kill.
 
-Files are read and written through :class:`LocalFiles`: paths every actor sees (a local folder on one machine,
-a shared file system on a cluster). Object storage (``pyarrow.fs``) would be another implementation of its two
-methods; it is not built yet because the planner (:mod:`.plan`) lists local folders only.
+Files are paths every actor opens as the stream does (a local folder on one machine, a shared file system on
+a cluster). Object storage (``s3://`` through ``pyarrow.fs``) is not built: the planner (:mod:`.plan`) lists
+local folders, and the stream reads with ``open`` and writes with :func:`~cartoonkit.fileio.write_atomic`
+(docs/scaling.md says what it would take).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -40,11 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CartoonConfig
-from ..errors import CartoonkitError, ConfigError, InvalidImageError, OutputError
+from ..errors import CartoonkitError, ConfigError
 from ..formats import ImageLimits
 from ..options import EngineOptions
 from .plan import Task, remove_leftovers
-from .report import STAGES, FolderReport
+from .report import FolderReport
 
 log = logging.getLogger(__name__)
 
@@ -122,20 +125,6 @@ class DriverWatch:
             return False
 
 
-class LocalFiles:
-    """Inputs and outputs as paths every actor can open (this machine, or a file system the cluster shares)."""
-
-    def read(self, src: str, name: str, limits: ImageLimits) -> bytes:
-        from .stream import read_bytes
-
-        return read_bytes(src, name, limits)
-
-    def write(self, dst: str, data: bytes) -> None:
-        from ..fileio import write_atomic
-
-        write_atomic(dst, data)
-
-
 @contextlib.contextmanager
 def connected(settings: RaySettings):
     """Ray ready for this run; a Ray instance started here is shut down at the end, one joined or already
@@ -187,19 +176,17 @@ def pool_shape(ray, settings: RaySettings, device_type: str) -> tuple[int, float
 
 
 class CartoonActor:
-    """One warm Cartoonizer in a Ray actor; each call does a batch of files end to end and returns their status.
-
-    The per-file steps are the local stream's (:mod:`.stream`): read with the size limit, decode, prepare,
-    photos of one bucket shape through :meth:`~cartoonkit.pipeline.Cartoonizer.process_many` in groups of
-    ``batch_size``, encode, write atomically, note the key in the journal; so the outputs are the same bytes."""
+    """One warm Cartoonizer in a Ray actor. Each call runs the local engine's :class:`~.stream.Stream` on its
+    files (readers, the engine, writers; on CUDA nvJPEG and pinned memory), so the per-file work, and the bytes
+    written, are the local engine's; what the stream reports comes back as one row per file."""
 
     def __init__(self, model: str, head_model: str | None, engine_options: EngineOptions, limits: ImageLimits,
-                 config: CartoonConfig, batch_size: int, threads: int, journal: str | None, driver: DriverWatch):
+                 config: CartoonConfig, batch_size: int, threads: int, io_threads: int, journal: str | None,
+                 driver: DriverWatch):
         import torch
 
         from .. import runtime
         from ..pipeline import Cartoonizer
-        from .state import Journal
 
         device = torch.device(engine_options.device)
         if device.type == "cuda":
@@ -207,109 +194,65 @@ class CartoonActor:
         runtime.configure_torch(device, threads=threads)
         self.ck = Cartoonizer.from_pretrained(model, engine_options=engine_options, head_model=head_model,
                                               limits=limits)
-        self.config, self.limits, self.batch_size = config, limits, batch_size
-        self.files = LocalFiles()
-        self.journal = Journal(Path(journal)) if journal else None
-        self.driver = driver
+        self.config, self.limits, self.batch_size, self.io_threads = config, limits, batch_size, io_threads
+        self.journal = Path(journal) if journal else None
+        threading.Thread(target=self._watch, args=(driver,), name="cartoonkit-driver-watch", daemon=True).start()
+
+    @staticmethod
+    def _watch(driver: DriverWatch) -> None:
+        while driver.alive():
+            time.sleep(0.05)
+        # The folder's lock went with the driver and a resumed run may be planning the folder: write nothing more.
+        # A write cut here leaves a hidden temporary file, which the next run removes.
+        os._exit(1)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        from .reasons import strip_name, unexpected
+        from .state import Journal
+        from .stream import Stream
 
-        rows = [{"key": str(k), "src": str(s), "dst": str(d)} for k, s, d in
-                zip(batch["key"], batch["src"], batch["dst"], strict=True)]
-        out: dict[str, list] = {"key": [], "status": [], "reason": [], "notes": []}
-        seconds = dict.fromkeys(STAGES, 0.0)
-        batches: Counter = Counter()
-
-        def emit(row, status: str, reason: str = "", notes: tuple[str, ...] = ()) -> None:
-            out["key"].append(row["key"])
-            out["status"].append(status)
-            out["reason"].append(reason)
-            out["notes"].append("\n".join(notes))
-
-        pending: dict[tuple[int, int], list] = {}
-        for row in rows:
-            try:
-                start = time.perf_counter()
-                data = self.files.read(row["src"], row["src"], self.limits)
-                seconds["read"] += time.perf_counter() - start
-                start = time.perf_counter()
-                from ..imageio import read_image
-
-                decoded = read_image(data, name=row["src"], limits=self.limits)
-                seconds["decode"] += time.perf_counter() - start
-                prepared = self.ck.prepare(decoded, self.config)
-            except InvalidImageError as exc:
-                emit(row, "failed", strip_name(str(exc), row["src"]))
-                continue
-            except Exception as exc:  # a bug must not cost the user the rest of the folder
-                emit(row, "failed", unexpected(exc))
-                continue
-            pending.setdefault(self.ck.bucket_of(prepared.photo), []).append((row, prepared))
-        fatal = None
-        for group in pending.values():
-            for first in range(0, len(group), self.batch_size):
-                fatal = fatal or self._run(group[first:first + self.batch_size], emit, seconds, batches, fatal)
-        # The call's stage seconds and engine batch sizes ride on its first row, as JSON: one flat string column
-        # whatever the stages, which Arrow stores without a schema of its own.
-        stats = json.dumps({"seconds": seconds, "batches": {str(k): v for k, v in batches.items()}})
+        tasks = [Task(src=Path(str(s)), dst=Path(str(d)), key=str(k))
+                 for k, s, d in zip(batch["key"], batch["src"], batch["dst"], strict=True)]
+        rows = _Rows()
+        with Journal.open(self.journal) as journal:
+            stream = Stream(self.ck, self.config, tasks, rows, batch_size=self.batch_size,
+                            io_threads=self.io_threads, journal=journal, stop=threading.Event(), limits=self.limits)
+            stream.run()
+        # The call's stage seconds, engine batch sizes and GPU codec counts ride on its first row, as JSON: one
+        # flat string column whatever the stages, which Arrow stores without a schema of its own.
+        stats = json.dumps({"seconds": stream.seconds, "batches": {str(k): v for k, v in stream.batches.items()},
+                            "gpu": dict(stream.gpu)})
+        out = rows.out
         out["stats"] = [stats] + [""] * (len(out["key"]) - 1) if out["key"] else []
         return out
 
-    def _run(self, items: list, emit, seconds: dict, batches: Counter, fatal: str | None) -> str | None:
-        """One engine call (or, when it fails, one per photo to find the culprit), then encode and write.
-        Returns the reason the output folder takes no more files, once that happens."""
-        from ..imageio import encode_image
-        from ..pipeline import FACE_STAGES
-        from .reasons import is_fatal, unexpected
-        from .stream import _engine_failure
 
-        if fatal:
-            for row, _ in items:
-                emit(row, "fatal", fatal)
-            return fatal
-        try:
-            results = self.ck.process_many([p for _, p in items], self.config, max_batch=max(8, len(items)))
-        except Exception as exc:
-            if len(items) > 1:
-                for item in items:
-                    fatal = self._run([item], emit, seconds, batches, fatal)
-                return fatal
-            row, prepared = items[0]
-            emit(row, "failed", _engine_failure(exc, prepared.photo, self.ck.device))
-            return None
-        batches[len(items)] += 1
-        for (row, _), result in zip(items, results, strict=True):
-            for stage, value in result.timings.items():
-                stage = "faces" if stage in FACE_STAGES else stage
-                seconds[stage] = seconds.get(stage, 0.0) + value
-            if fatal:
-                emit(row, "fatal", fatal)
-                continue
-            if not self.driver.alive():
-                log.warning("the driver of this run is gone; this actor stops before writing %s", row["dst"])
-                os._exit(1)  # nothing may write into the folder now; Ray tears down the rest of the job
-            try:
-                start = time.perf_counter()
-                data = encode_image(result.rgb, result.alpha, format=self.config.format, quality=self.config.quality)
-                seconds["encode"] += time.perf_counter() - start
-                start = time.perf_counter()
-                self.files.write(row["dst"], data)
-                seconds["write"] += time.perf_counter() - start
-                if self.journal is not None:
-                    self.journal.add(row["key"])
-            except OutputError as exc:
-                if is_fatal(exc):
-                    fatal = str(exc)
-                    emit(row, "fatal", fatal)
-                else:
-                    emit(row, "failed", str(exc))
-                continue
-            except Exception as exc:
-                emit(row, "failed", unexpected(exc))
-                continue
-            emit(row, "done", notes=result.notes)
-        return fatal
+class _Rows:
+    """The stream's sink inside an actor: its events as the columns of the call's result."""
+
+    def __init__(self):
+        self.out: dict[str, list] = {"key": [], "status": [], "reason": [], "notes": []}
+        self.lock = threading.Lock()
+        self.notes: dict[str, list[str]] = {}
+
+    def _row(self, key: str, status: str, reason: str = "") -> None:
+        with self.lock:
+            self.out["key"].append(key)
+            self.out["status"].append(status)
+            self.out["reason"].append(reason)
+            self.out["notes"].append("\n".join(self.notes.pop(key, [])))
+
+    def done(self, task: Task) -> None:
+        self._row(task.key, "done")
+
+    def failed(self, task: Task, reason: str) -> None:
+        self._row(task.key, "failed", reason)
+
+    def note(self, task: Task, note: str) -> None:
+        with self.lock:
+            self.notes.setdefault(task.key, []).append(note)
+
+    def fatal(self, reason: str) -> None:
+        self._row("", "fatal", reason)  # the folder takes no more files; the call's unreported files stay to do
 
 
 def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySettings, ray, model: str,
@@ -320,6 +263,8 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
     options = replace(engine_options, device="cuda" if device_type == "cuda" else "cpu")
     options = options.resolved(device_type, int8_ok=False)  # as for worker processes: one engine per process
     by_key = {t.key: t for t in tasks}
+    # On CUDA a call's stream overlaps reading with the GPU only inside the call: give it several batches.
+    rows_per_call = 4 if device_type == "cuda" else 1
     dataset = ray.data.from_items([{"key": t.key, "src": str(t.src.absolute()), "dst": str(t.dst.absolute())}
                                    for t in tasks],
                                   override_num_blocks=max(1, min(len(tasks), actors * 8)))
@@ -327,8 +272,9 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
         CartoonActor, fn_constructor_kwargs={
             "model": model, "head_model": head_model, "engine_options": options, "limits": limits,
             "config": config, "batch_size": batch_size, "threads": max(1, int(cpus)),
+            "io_threads": max(1, min(4, int(cpus))),
             "journal": str(journal.absolute()) if journal else None, "driver": DriverWatch.here()},
-        batch_size=max(ROWS_PER_CALL, batch_size), batch_format="numpy",
+        batch_size=max(ROWS_PER_CALL, rows_per_call * batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
     seen: set[str] = set()
     try:
@@ -338,8 +284,11 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
                 if stats:
                     stats = json.loads(str(stats))
                     report.merge(stats["seconds"], Counter({int(k): v for k, v in stats["batches"].items()}),
-                                 Counter())
+                                 Counter(stats["gpu"]))
                 key = str(key)
+                if status == "fatal":  # the output folder takes no more files: stop, --resume does the rest
+                    sink.fatal(str(reason))
+                    continue
                 if key in seen:  # cannot happen with Ray's retries (one call's rows arrive once); never count twice
                     continue
                 seen.add(key)
@@ -348,10 +297,8 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
                     for note in str(notes).split("\n") if notes else ():
                         sink.note(task, note)
                     sink.done(task)
-                elif status == "failed":
+                else:
                     sink.failed(task, str(reason))
-                else:  # the output folder takes no more files: stop, --resume does the rest
-                    sink.fatal(str(reason))
             if report.stopped:
                 break
     except KeyboardInterrupt:
