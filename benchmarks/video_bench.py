@@ -2,6 +2,7 @@
 and frames per second end to end (file in, file out) at several output sizes.
 
     .venv/bin/python benchmarks/video_bench.py quality [--json benchmarks/video-quality.json]
+    .venv/bin/python benchmarks/video_bench.py overhead --end 2
     .venv/bin/python benchmarks/video_bench.py speed --sizes 640 1280 1920 --seconds 1 [--precision int8]
 
 Runs are interleaved (frame by frame, smoothed, frame by frame, smoothed) so a neighbour's load on a shared
@@ -62,6 +63,40 @@ def quality(args) -> dict:
     return result
 
 
+def overhead(args) -> dict:
+    """The smoothing's cost against the network's, frame by frame in one thread, interleaved: a neighbour's load
+    falls on both alike, so their ratio holds even on a busy machine (end to end the smoothing runs in the
+    writer thread beside the network; on 2 cores it takes its CPU time from it)."""
+    import av
+    import cv2
+    import numpy as np
+
+    from cartoonkit.video import TemporalSmoother
+
+    ck = Cartoonizer.from_pretrained(device="cpu", precision=args.precision)
+    config = CartoonConfig(resolution=args.resolution)
+    smoother = TemporalSmoother(args.default)
+    network, smoothing = [], []
+    with av.open(str(CLIP)) as container:
+        for frame in container.decode(video=0):
+            if args.end is not None and frame.time >= args.end:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            began = time.perf_counter()
+            cartoon = ck(rgb, config)
+            network.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            photo = cv2.resize(rgb, (cartoon.shape[1], cartoon.shape[0]), interpolation=cv2.INTER_AREA)
+            smoother(photo, np.ascontiguousarray(cartoon))
+            smoothing.append(time.perf_counter() - began)
+    net, smooth = float(np.median(network[1:])), float(np.median(smoothing[2:]))
+    print(f"{len(network)} frames at {args.resolution} px, {ck.engine.precision}: photo chain {1000 * net:.1f} ms, "
+          f"smoothing (with the input resize) {1000 * smooth:.1f} ms per frame (medians): {100 * smooth / net:+.1f} %")
+    return {"resolution": args.resolution, "precision": ck.engine.precision, "frames": len(network),
+            "chain_ms": 1000 * net, "smoothing_ms": 1000 * smooth, "chain_ms_min": 1000 * min(network[1:]),
+            "smoothing_ms_min": 1000 * min(smoothing[2:])}
+
+
 def speed(args) -> dict:
     ck = Cartoonizer.from_pretrained(device="cpu", precision=args.precision)
     rows = {}
@@ -79,7 +114,7 @@ def speed(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["quality", "speed"])
+    parser.add_argument("what", choices=["quality", "overhead", "speed"])
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--strengths", type=float, nargs="*", default=[0.8], help="flicker rows (none: skip)")
     parser.add_argument("--default", type=float, default=0.8)
@@ -90,7 +125,7 @@ def main() -> None:
     parser.add_argument("--precision", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    result = quality(args) if args.what == "quality" else speed(args)
+    result = {"quality": quality, "overhead": overhead, "speed": speed}[args.what](args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

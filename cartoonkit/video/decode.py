@@ -24,14 +24,16 @@ class Frame:
 
 
 def decode_frames(container, info: VideoInfo, *, start: float = 0.0, end: float | None = None,
-                  limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
+                  limits: VideoLimits = VideoLimits(), threads: int = 0) -> Iterator[Frame]:
     """The frames of ``container``'s first video stream whose time is in ``[start, end)`` seconds.
 
+    ``threads``: FFmpeg's decoding threads, 0 for as many as it likes.
     Raises :class:`InvalidVideoError` naming the file when the stream cannot be decoded, breaks a limit, or
     ends before the frame count its header promises (a truncated file)."""
     av = require_av()
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"  # FFmpeg's frame threads: decoding overlaps the network on other cores
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = threads
     time_base = Fraction(stream.time_base)
     if start > 0:
         try:  # to the key frame before start; frames before start are decoded and skipped

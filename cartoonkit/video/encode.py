@@ -49,11 +49,11 @@ def pad_even(rgb: np.ndarray) -> np.ndarray:
 class VideoWriter:
     """One output clip. ``write`` frames in order, then ``close`` (renames into place) or ``abort`` (removes
     the temporary file). ``start`` seconds are taken off every time stamp, video and audio, so a cut section
-    starts at 0; ``end`` bounds the copied audio."""
+    starts at 0; ``end`` bounds the copied audio; ``threads``: the encoder's, 0 for as many as it likes."""
 
     def __init__(self, dst: str | os.PathLike, info: VideoInfo, width: int, height: int, *,
                  codec: str = DEFAULT_CODEC, crf: int = DEFAULT_CRF, start: float = 0.0, end: float | None = None,
-                 audio: bool = True):
+                 audio: bool = True, threads: int = 0):
         av = require_av()
         self.dst = os.fspath(dst)
         self.notes: list[str] = []
@@ -71,6 +71,7 @@ class VideoWriter:
             self._time_base = info.time_base
             self._offset = round(Fraction(start) / info.time_base)
             self._video = self._add_video(codec, crf, width, height, info)
+            self._video.codec_context.thread_count = threads
         except Exception:
             self.abort()
             raise

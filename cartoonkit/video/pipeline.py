@@ -36,6 +36,10 @@ from .report import Flicker, VideoSummary
 from .temporal import DEFAULT_STRENGTH, TemporalSmoother
 
 QUEUE_FRAMES = 4   # frames waiting between two stages, beyond a batch: enough to keep each stage busy
+# Codec threads on the CPU: the network already runs on every core, and FFmpeg's and x264's own thread pools
+# (a thread or more per core each) would only fight it for them, which costs far more than they give when the
+# machine is busy. On CUDA the network leaves the cores free and the codecs take what they like (0).
+CPU_CODEC_THREADS = 1
 _END = object()
 
 
@@ -121,6 +125,7 @@ class _Run:
         self.src, self.dst, self.info, self.config, self.ck = src, dst, info, config, cartoonizer
         self.start, self.end, self.codec, self.crf, self.audio, self.limits = start, end, codec, crf, audio, limits
         self.batch_size, self.on_frame = batch_size, on_frame
+        self.codec_threads = CPU_CODEC_THREADS if cartoonizer.device.type == "cpu" else 0
         self.smoother = TemporalSmoother(temporal)
         self.flicker = Flicker() if measure else None
         self.stages = {"decode": 0.0, "network": 0.0, "temporal": 0.0, "encode": 0.0}
@@ -224,7 +229,8 @@ class _Run:
 
     def _decode(self, container) -> None:
         try:
-            frames = decode_frames(container, self.info, start=self.start, end=self.end, limits=self.limits)
+            frames = decode_frames(container, self.info, start=self.start, end=self.end, limits=self.limits,
+                                   threads=self.codec_threads)
             while not self._stop.is_set():
                 began = time.perf_counter()
                 frame = next(frames, None)
@@ -265,7 +271,8 @@ class _Run:
         if self._writer is None:
             self.size = (width, height)
             self._writer = VideoWriter(self.dst, self.info, width, height, codec=self.codec, crf=self.crf,
-                                       start=self.start, end=self.end, audio=self.audio)
+                                       start=self.start, end=self.end, audio=self.audio,
+                                       threads=self.codec_threads)
             self.notes.extend(self._writer.notes)
         began = time.perf_counter()
         smoothing = self.smoother.strength > 0
