@@ -64,7 +64,9 @@ def driver(dashboard, tmp_path):
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"):
+                 "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}",
+                 # Chromium's fake webcam (a test pattern) and automatic permission: the camera snapshot test.
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     try:
@@ -115,6 +117,28 @@ def test_upload_a_photo_and_get_the_cartoon(driver, shared_images, tmp_path):
         assert float(divider.get_attribute("value")) < 50 and "50%" not in clip, clip
     finally:
         driver.switch_to.default_content()
+
+
+def test_landing_page_shows_a_before_after_and_the_camera_snapshot_is_cartoonized(driver):
+    """The first screen shows what the tool does; a snapshot from (Chromium's fake) camera is cartoonized."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
+    wait.until(lambda d: "turns photos of people into cartoons" in d.page_source)
+    wait.until(lambda d: any("sample photo" in (f.get_attribute("srcdoc") or "")
+                             for f in d.find_elements(By.TAG_NAME, "iframe")))
+    wait.until(lambda d: next((label for label in d.find_elements(By.TAG_NAME, "label")
+                               if "Use the camera" in label.text), None)).click()
+    _button(driver, wait, "Take Photo").click()
+    wait.until(lambda d: any(b.text.strip() == "Clear photo" for b in d.find_elements(By.TAG_NAME, "button")))
+    _button(driver, wait, "Cartoonize").click()
+    download = wait.until(lambda d: next((b for b in d.find_elements(By.TAG_NAME, "button")
+                                          if b.text.startswith("Download camera-")), None))
+    assert download.text.endswith(".png")
+    OUTPUT.mkdir(exist_ok=True)
+    driver.save_screenshot(str(OUTPUT / "dashboard-camera.png"))
 
 
 def test_stop_mid_run_keeps_the_finished_photos(driver, shared_images):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import before_after, common, gallery
 
 JOB_KEY = "cartoonize_job"
@@ -36,9 +38,52 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
     return True
 
 
+INTRO = ("cartoonkit turns photos of people into cartoons with the White-box Cartoonization / DCT-Net network, "
+         "exactly as the original model computes them, and fast on this machine.")
+LANDING_RESOLUTION = 512   # the first impression must come quickly on a laptop CPU (about a second)
+
+
+def landing_example() -> tuple[np.ndarray, np.ndarray] | None:
+    """(photo, cartoon) of the first sample portrait at :data:`LANDING_RESOLUTION`, made once per server process
+    (``st.cache_resource``) with the default model; None when it cannot be made here (no model installed...)."""
+    return _cached_landing_example()
+
+
+def _make_landing_example() -> tuple[np.ndarray, np.ndarray] | None:
+    from ..samples import sample_photos
+
+    try:
+        name, data = (lambda path: (path.name, path.read_bytes()))(sample_photos()[0])
+        settings = common.Settings.of(resolution=LANDING_RESOLUTION)
+        outcome = common.process_one(name, data, settings, common.load_cartoonizer(settings.model, settings.engine))
+    except Exception:  # noqa: BLE001 (the landing page must render without it)
+        return None
+    return None if outcome.error else (outcome.before, outcome.after)
+
+
+try:
+    import streamlit as _st
+
+    _cached_landing_example = _st.cache_resource(show_spinner="Cartoonizing a sample portrait...")(_make_landing_example)
+except ImportError:  # pragma: no cover
+    _cached_landing_example = _make_landing_example
+
+
+def show_landing(st) -> None:
+    """What the tool does, at once: one sentence, a before/after of a sample portrait, the three ways in."""
+    st.markdown(INTRO)
+    example = landing_example()
+    if example is not None:
+        before_after.show(st, *example, width=560, label_before="sample photo", label_after="cartoon")
+    st.markdown("**Try it:** upload photos below, take one with your camera (*Use the camera*), or tick "
+                "*Use sample portraits*; then press **Cartoonize**.")
+
+
 def render(st, settings: common.Settings) -> None:
     st.title("Cartoonize")
-    files = common.photo_request(st, JOB_KEY, "Cartoonize")
+    if st.session_state.get(JOB_KEY) is None:
+        show_landing(st)
+    files = common.photo_request(st, JOB_KEY, "Cartoonize", camera=True)
     # Messages, then the progress bar, then the photos, which appear one by one.
     status, bar, results = st.container(), st.container(), st.container()
     drawn = files is not None and start(st, JOB_KEY, files, settings, area=bar,

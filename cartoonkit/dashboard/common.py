@@ -261,21 +261,29 @@ def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool
 
 
 def photo_request(st, job_key: str, run_label: str, key_prefix: str = "",
-                  help: str = UPLOAD_HELP) -> list[tuple[str, bytes]] | None:
-    """The uploader, the sample-portraits box and the run/Stop buttons of a page that cartoonizes photos.
+                  help: str = UPLOAD_HELP, camera: bool = False) -> list[tuple[str, bytes]] | None:
+    """The uploader, the sample-portraits box (and, with ``camera``, a camera snapshot) and the run/Stop buttons
+    of a page that cartoonizes photos.
 
     Settles the job of an earlier run this click replaced; returns the ``(name, bytes)`` to cartoonize when
     the run button was clicked with something to do, else ``None`` (with a warning when there was nothing)."""
     uploads = st.file_uploader("Photos", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key_prefix}uploads",
                                help=help)
     use_samples = st.checkbox("Use sample portraits", key=f"{key_prefix}use_samples")
+    snapshot = None
+    # Behind a toggle: the browser asks for the camera as soon as the widget is drawn.
+    if camera and st.toggle("Use the camera", key=f"{key_prefix}use_camera"):
+        snapshot = st.camera_input("Take a photo", key=f"{key_prefix}camera",
+                                   help="The snapshot is cartoonized like an upload (with the others, if any)")
     run, stop = run_buttons(st, run_label, f"{key_prefix}run", f"{key_prefix}stop")
     settle(st, job_key, stop)
     if not run:
         return None
     files = [(f.name, f.getvalue()) for f in uploads or []] + (sample_files() if use_samples else [])
+    if snapshot is not None:
+        files.append((f"camera-{time.strftime('%H%M%S')}.jpg", snapshot.getvalue()))
     if not files:
-        st.warning("Upload photos or tick 'Use sample portraits' first.")
+        st.warning("Upload photos, take one with the camera or tick 'Use sample portraits' first.")
         st.session_state.pop(job_key, None)
         return None
     return files
