@@ -160,16 +160,17 @@ def pool_shape(ray, settings: RaySettings, device_type: str) -> tuple[int, float
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
+    smallest = min((int(n["Resources"].get("CPU", 1)) for n in nodes), default=cpus)
     if device_type == "cuda":
         per_actor = 1.0 if settings.gpus_per_actor is None else float(settings.gpus_per_actor)
         if gpus < per_actor:
             raise ConfigError(f"--engine ray on CUDA: the Ray cluster has {gpus:g} GPU(s), each actor needs "
                               f"{per_actor:g}; use --gpus-per-actor 0 for CPU actors")
         actors = settings.actors or max(1, int(gpus // per_actor))
-        cpu_share = max(1.0, min(4.0, cpus // actors))  # readers and writers beside the GPU
-        return actors, cpu_share, per_actor
+        # The cores go to the GPU actors' readers and writers: PNG encoding alone takes ~155 ms of a core per
+        # 1024-px photo (docs/scaling.md), so a GPU needs many of them.
+        return actors, float(max(1, min(smallest, cpus // actors))), per_actor
     actors = settings.actors or max(1, len(nodes))
-    smallest = min((int(n["Resources"].get("CPU", 1)) for n in nodes), default=cpus)
     # Each actor's torch threads get its share of the cores; no more than one node has, or it cannot be placed.
     cpu_share = max(1, min(smallest, cpus // actors))
     return actors, float(cpu_share), 0.0
@@ -272,7 +273,7 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
         CartoonActor, fn_constructor_kwargs={
             "model": model, "head_model": head_model, "engine_options": options, "limits": limits,
             "config": config, "batch_size": batch_size, "threads": max(1, int(cpus)),
-            "io_threads": max(1, min(4, int(cpus))),
+            "io_threads": max(1, min(16 if device_type == "cuda" else 4, int(cpus))),
             "journal": str(journal.absolute()) if journal else None, "driver": DriverWatch.here()},
         batch_size=max(ROWS_PER_CALL, rows_per_call * batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
