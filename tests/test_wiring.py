@@ -121,7 +121,7 @@ def test_each_dashboard_page_has_its_own_url(models_dir):
 
     at = AppTest.from_file(str(paths.project_root() / "streamlit_app.py"), default_timeout=60)
     at.run()
-    titles = {"Cartoonize": "Cartoonize", "Batch": "Batch", "Video": "Video", "Compare": "Compare settings",
+    titles = {"Cartoonize": "Cartoonize", "Live": "Live", "Batch": "Batch", "Video": "Video", "Compare": "Compare settings",
               "Gallery": "Gallery", "Performance": "Performance"}
     for page in PAGES:
         at.switch_page(str(page_file(page).relative_to(paths.project_root()))).run()

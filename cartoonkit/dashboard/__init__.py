@@ -1,7 +1,7 @@
 """The Streamlit dashboard: one module per page, shared helpers in :mod:`.common`, long work in :mod:`.jobs`.
 
 Run it with ``make run`` (or ``streamlit run streamlit_app.py``). Navigation is Streamlit's own multipage API
-(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/batch``, ``/video``,
+(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/live``, ``/batch``, ``/video``,
 ``/compare``, ``/gallery``, ``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .common import Outcome, Settings, process_uploads
 
-PAGES = {"Cartoonize": "cartoonize", "Batch": "batch", "Video": "video", "Compare": "compare",
+PAGES = {"Cartoonize": "cartoonize", "Live": "live", "Batch": "batch", "Video": "video", "Compare": "compare",
          "Gallery": "gallery", "Performance": "performance"}
 """Page title -> its file in ``pages/`` and its URL path (the first page is the landing page, at ``/``)."""
 PAGES_DIR = Path(__file__).parent / "pages"

@@ -1,6 +1,6 @@
 """A before/after view with a draggable divider: the cartoon over the photo, cut at the divider.
 
-A small component of ours (``st.components.v1.html``: HTML, CSS and a few lines of script, both images inline as
+A small component of ours (``st.iframe`` of an HTML page: HTML, CSS and a few lines of script, both images inline as
 data URLs) rather than ``streamlit-image-comparison``, which loads its script from a CDN at view time: the
 dashboard must work on a machine without internet, and this needs no build step or JavaScript dependency.
 
@@ -63,15 +63,8 @@ def page(before: np.ndarray, after: np.ndarray, *, label_before: str = "before",
 
 
 def show(st, before: np.ndarray, after: np.ndarray, *, width: int = 700, **labels) -> None:
-    """Draw the before/after view at ``width`` CSS pixels (its height follows the image's aspect ratio)."""
-    import streamlit.components.v1 as components
-
+    """Draw the before/after view in ``st`` (the page or a container) at ``width`` CSS pixels, its height
+    following the image's aspect ratio."""
     height, image_width = after.shape[:2]
     shown_width = min(width, image_width)
-    draw = lambda: components.html(page(before, after, **labels),  # noqa: E731
-                                   height=int(shown_width * height / image_width) + 8, width=shown_width)
-    if hasattr(st, "__enter__"):   # a container or column: the component goes inside it
-        with st:
-            draw()
-    else:
-        draw()
+    st.iframe(page(before, after, **labels), width=shown_width, height=int(shown_width * height / image_width) + 8)
