@@ -228,3 +228,27 @@ def test_live_page_cartoonizes_the_fake_camera_and_reports_a_frame_rate(driver, 
     assert fps > 0 and received >= 3, line
     OUTPUT.mkdir(exist_ok=True)
     driver.save_screenshot(str(OUTPUT / "dashboard-live.png"))
+
+
+def test_every_page_opens_and_is_screenshotted(driver, dashboard):
+    """Each page at its own URL renders its title without an exception box; a screenshot of each is kept."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from cartoonkit.dashboard import PAGES
+
+    shots = OUTPUT / "pages"
+    shots.mkdir(parents=True, exist_ok=True)
+    wait = WebDriverWait(driver, 90, ignored_exceptions=(StaleElementReferenceException,))
+    for index, (title, slug) in enumerate(PAGES.items()):
+        driver.get(f"{dashboard}/{'' if index == 0 else slug}")
+        wait.until(lambda d: any(h.text.strip() == title or h.text.strip() == "Compare settings"
+                                 for h in d.find_elements(By.TAG_NAME, "h1")))
+        # Drawn to the end: the script no longer runs and the sidebar's widgets are there.
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid=stStatusWidget]")
+                   and any("Model" in label.text for label in d.find_elements(By.TAG_NAME, "label")))
+        time.sleep(1.0)   # charts and iframes paint after the script's last message
+        assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid=stException]"), title
+        driver.save_screenshot(str(shots / f"{slug}.png"))
+        assert (shots / f"{slug}.png").stat().st_size > 10_000
