@@ -188,12 +188,17 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
 def _run_on_ray(tasks, report, sink, ray_settings, wall_start, *, device_type, **kwargs) -> None:
     from .ray_engine import connected, pool_shape, run_ray
 
-    with connected(ray_settings) as ray:
-        shape = pool_shape(ray, ray_settings, device_type)
-        report.devices = [f"ray:{device_type}"] * shape[0]  # one entry per actor, as one per worker process
-        report.workers = shape[0]
-        report.setup_seconds = time.perf_counter() - wall_start  # the actors' model loading is in the wall time
-        run_ray(tasks, report, sink, settings=ray_settings, ray=ray, device_type=device_type, shape=shape, **kwargs)
+    try:
+        with connected(ray_settings) as ray:
+            shape = pool_shape(ray, ray_settings, device_type)
+            report.devices = [f"ray:{device_type}"] * shape[0]  # one entry per actor, as one per worker process
+            report.workers = shape[0]
+            report.setup_seconds = time.perf_counter() - wall_start  # the actors' model loading is in the wall time
+            run_ray(tasks, report, sink, settings=ray_settings, ray=ray, device_type=device_type, shape=shape,
+                    **kwargs)
+    finally:
+        # After Ray is done with the actors: a killed one leaves its temporary files behind.
+        remove_leftovers({report.out_dir, *(t.dst.parent for t in tasks)})
 
 
 def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list, int8_ok: bool) -> dict:

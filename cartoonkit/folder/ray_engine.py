@@ -46,7 +46,7 @@ from ..config import CartoonConfig
 from ..errors import CartoonkitError, ConfigError
 from ..formats import ImageLimits
 from ..options import EngineOptions
-from .plan import Task, remove_leftovers
+from .plan import Task
 from .report import FolderReport
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,3 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
     except Exception as exc:  # the cluster itself failed (a node lost for good, Ray shut down)
         if report.stopped is None:
             report.stopped = f"the Ray engine stopped: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-    finally:
-        # A killed actor leaves its temporary files; a restarted call wrote its outputs again.
-        remove_leftovers({report.out_dir, *(t.dst.parent for t in tasks)})
