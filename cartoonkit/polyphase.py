@@ -7,7 +7,8 @@ AVX-512 register). The generator's last layer has 3 output channels, so 13 of ev
 How: output pixel ``(2p + a, 2q + b)`` of a ``k x k`` convolution (``k`` odd, ``SAME`` padding) only
 reads input pixels whose row and column phases ``(i, j)`` and half-resolution offsets follow from
 ``a``, ``b`` and the tap. Regrouping the input into its four phases (``4C`` channels at half size) and
-the output into its four phases (``4O`` channels) turns it into one ``2 * ceil(k / 4) + 1``-square convolution (5 for 7x7)
+the output into its four phases (``4O`` channels) turns it into one ``2 * ceil(k / 4) + 1``-square
+convolution (5 for 7x7)
 with ``4O`` outputs: 12 lanes of 16 for ``O = 3``, about twice the multiply-adds, half the time.
 
 In int8 the result is bit for bit the direct convolution's: the phase kernel holds the same weights
@@ -29,8 +30,8 @@ from torch import nn
 def polyphase_weight(weight: torch.Tensor) -> torch.Tensor:
     """``(O, C, k, k)`` kernel of a stride-1 ``SAME`` convolution -> ``(4 O, 4 C, m, m)`` on the phase grid.
 
-    ``m = 2 * ceil(r / 2) + 1`` with ``r = k // 2`` (5 for 7x7, 3 for 3x3 and 5x5). Output channel ``(a * 2 + b) * O + o``, input channel
-    ``(i * 2 + j) * C + c``.
+    ``m = 2 * ceil(r / 2) + 1`` with ``r = k // 2`` (5 for 7x7, 3 for 3x3 and 5x5). Output channel
+    ``(a * 2 + b) * O + o``, input channel ``(i * 2 + j) * C + c``.
     """
     out_channels, in_channels, k, k2 = weight.shape
     if k != k2 or k % 2 == 0:

@@ -29,7 +29,7 @@ ROWS = [
 def test_speedup_prefers_this_machines_file_and_divides_by_the_fastest_good_engine():
     figure = pp.speedup_figure(ROWS, machine="here")
     assert "mine" in figure.layout.title.text
-    bars = {(trace.name, x): y for trace in figure.data for x, y in zip(trace.x, trace.y)}
+    bars = {(trace.name, x): y for trace in figure.data for x, y in zip(trace.x, trace.y, strict=True)}
     assert bars[("512 px", "onnxruntime-cpu-fp32")] == pytest.approx(200 / 50)     # against compiled-int8
     assert bars[("512 px", "openvino-int8")] == pytest.approx(60 / 50)
     assert bars[("1024 px", "openvino-bf16")] == pytest.approx(400 / 800)          # only eager ran at 1024
@@ -51,7 +51,7 @@ def test_without_this_machine_the_file_with_most_comparisons_is_used():
 
 def test_quality_chart_caps_identical_outputs_and_marks_the_bars():
     figure = pp.quality_figure(ROWS, machine="here")
-    values = {x: y for trace in figure.data for x, y in zip(trace.x, trace.y)}
+    values = {x: y for trace in figure.data for x, y in zip(trace.x, trace.y, strict=True)}
     assert values["onnxruntime-cpu-fp32 (float32)"] == 80.0
     assert values["compiled-int8 (int8)"] == pytest.approx(46.8)
     assert {shape.y0 for shape in figure.layout.shapes} == {40.0, 44.0}

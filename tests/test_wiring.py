@@ -121,8 +121,8 @@ def test_each_dashboard_page_has_its_own_url(models_dir):
 
     at = AppTest.from_file(str(paths.project_root() / "streamlit_app.py"), default_timeout=60)
     at.run()
-    titles = {"Cartoonize": "Cartoonize", "Live": "Live", "Batch": "Batch", "Video": "Video", "Compare": "Compare settings",
-              "Gallery": "Gallery", "Performance": "Performance"}
+    titles = {"Cartoonize": "Cartoonize", "Live": "Live", "Batch": "Batch", "Video": "Video",
+              "Compare": "Compare settings", "Gallery": "Gallery", "Performance": "Performance"}
     for page in PAGES:
         at.switch_page(str(page_file(page).relative_to(paths.project_root()))).run()
         assert not at.exception and at.title[0].value == titles[page], page

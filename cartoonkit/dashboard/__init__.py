@@ -1,8 +1,9 @@
 """The Streamlit dashboard: one module per page, shared helpers in :mod:`.common`, long work in :mod:`.jobs`.
 
 Run it with ``make run`` (or ``streamlit run streamlit_app.py``). Navigation is Streamlit's own multipage API
-(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/live``, ``/batch``, ``/video``,
-``/compare``, ``/gallery``, ``/performance``); ``pages/`` holds the small files Streamlit runs for each, which call the page modules.
+(``st.navigation`` over ``st.Page``), so each page has its own URL (``/``, ``/live``, ``/batch``,
+``/video``, ``/compare``, ``/gallery``, ``/performance``); ``pages/`` holds the small files Streamlit runs
+for each, which call the page modules.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def _make_landing_example() -> tuple[np.ndarray, np.ndarray] | None:
 try:
     import streamlit as _st
 
-    _cached_landing_example = _st.cache_resource(show_spinner="Cartoonizing a sample portrait...")(_make_landing_example)
+    _cached_landing_example = _st.cache_resource(show_spinner="Cartoonizing a sample portrait...")(
+        _make_landing_example)
 except ImportError:  # pragma: no cover
     _cached_landing_example = _make_landing_example
 

@@ -231,8 +231,8 @@ def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=
             value = place.slider(widget.label, spec.kind(spec.low), spec.kind(spec.high),
                                  **({} if seeded else {"value": default}), step=spec.kind(widget.step), **common)
         elif widget.kind == "select":
-            value = place.selectbox(widget.label, options, **({} if seeded else {"index": list(options).index(default)}),
-                                    **common)
+            index = {} if seeded else {"index": list(options).index(default)}
+            value = place.selectbox(widget.label, options, **index, **common)
         elif widget.kind == "radio":
             value = place.radio(widget.label, options, **({} if seeded else {"index": list(options).index(default)}),
                                 horizontal=True, **common)

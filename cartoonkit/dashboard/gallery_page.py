@@ -59,5 +59,5 @@ def render(st, settings: common.Settings) -> None:
 
     st.subheader("All results")
     for start in range(0, len(items), COLUMNS):
-        for column, item in zip(st.columns(COLUMNS), items[start:start + COLUMNS]):
+        for column, item in zip(st.columns(COLUMNS), items[start:start + COLUMNS], strict=False):
             column.image(item.picture(), caption=caption(item))
