@@ -242,3 +242,11 @@ def test_ray_settings_are_refused_with_the_local_engine_and_the_reverse(capsys, 
     assert code == 2 and "instead of cartoonizer, devices or workers" in stderr
     code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "c", "--engine", "ray", "--actors", "0")
     assert code == 2 and "actors=0: must be an integer from 1 to" in stderr
+
+
+def test_object_storage_urls_are_refused_by_name(capsys, tmp_path):
+    code, _, stderr = run_cli(capsys, "batch", "s3://bucket/photos", "-o", tmp_path / "out", "--engine", "ray")
+    assert code == 2
+    assert "s3://bucket/photos: object storage URLs are not supported yet" in stderr
+    code, _, stderr = run_cli(capsys, "batch", tmp_path, "-o", "gs://bucket/out")
+    assert code == 2 and "gs://bucket/out: object storage URLs are not supported yet" in stderr

@@ -69,6 +69,10 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     """
     wall_start = time.perf_counter()
     started = _now()
+    for given in (in_dir, out_dir):
+        if "://" in os.fspath(given):  # before Path(), which would make s3://b a local s3:/b
+            raise ConfigError(f"{os.fspath(given)}: object storage URLs are not supported yet; give a folder (a "
+                              "bucket mounted as a file system works), see docs/scaling.md")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     echo = echo or _tqdm_echo
     _check_count("workers", workers, MAX_WORKERS)
