@@ -10,7 +10,8 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
   ``var + eps`` would otherwise cancel catastrophically. ``int8`` (x86 CPUs, opt-in, implies
   ``compile``): int8 convolutions calibrated once, see :mod:`cartoonkit.quantize`.
 * ``channels_last``: NHWC tensors, the layout oneDNN and cuDNN convolutions are fastest in.
-* ``compile``: ``torch.compile`` fuses the element-wise work around the convolutions.
+* ``compile``: inductor fuses the element-wise work around the convolutions; on the CPU ahead of time, one
+  package per shape kept across processes (:mod:`cartoonkit.packaged`), on CUDA with ``torch.compile``.
 * ``cuda_graphs`` (CUDA only, implies ``compile``): the compiled network is captured once per shape and
   replayed as a CUDA graph (``mode="reduce-overhead"``), which removes the per-kernel launch cost that
   dominates small batches on a fast GPU.
@@ -88,6 +89,10 @@ class Engine:
             self._forward = Int8Network(network, compute_dtype=compute)
         elif options.cuda_graphs:
             self._forward = torch.compile(network, dynamic=False, mode="reduce-overhead")
+        elif options.compile and self.device.type == "cpu":
+            from .packaged import CompiledNetwork
+
+            self._forward = CompiledNetwork(network)  # ahead of time, kept across processes
         elif options.compile:
             self._forward = torch.compile(network, dynamic=False)
         else:

@@ -31,13 +31,13 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .errors import ConfigError
-from .network import CartoonNetwork, guided_filter
+from .network import CartoonNetwork
+from .packaged import PackagedNetwork, memory_format
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class _QuantizedGenerator(nn.Module):
             return self.generator(photo_bgr).float()
 
 
-class Int8Network:
+class Int8Network(PackagedNetwork):
     """``CartoonNetwork`` with an int8 generator: one compiled package per input shape, from the cache when
     there is one, else calibrated (once per process, on the first shape to build) and compiled into it.
 
@@ -142,28 +142,22 @@ class Int8Network:
     (default: the user's); ``calibration``: the calibration inputs (default :func:`calibration_inputs`).
     """
 
+    kind = "int8"
+
     def __init__(self, network: CartoonNetwork, compute_dtype: torch.dtype = torch.float32,
                  calibration: list[torch.Tensor] | None = None, float_layers: tuple[str, ...] = FLOAT_LAYERS,
                  cache=None):
-        from .compile_cache import CompiledCache, environment_parts, weights_digest
+        from .compile_cache import environment_parts, weights_digest
 
         self.float_layers = float_layers
         self.generator = int8_generator(network.generator)
-        self.radius, self.eps = network.radius, network.eps
         self.compute_dtype = compute_dtype
-        self.cache = cache if cache is not None else CompiledCache()
         self._calibration = calibration
         self._observer_state: dict[str, torch.Tensor] | None = None
-        self._by_shape: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
-        self._key_parts = {**environment_parts(), "network": "int8", "weights": weights_digest(network),
-                           "compute_dtype": str(compute_dtype), "float_layers": list(float_layers),
-                           "calibration": "custom" if calibration is not None else
-                           [list(CALIBRATION_PHOTOS), CALIBRATION_SIZE]}
-        self.built: list[tuple] = []   # shapes this object compiled (the rest came from the cache)
-
-    def key_parts(self, x: torch.Tensor) -> dict:
-        """What the compiled package for ``x``'s shape depends on (see :mod:`cartoonkit.compile_cache`)."""
-        return {**self._key_parts, "shape": list(x.shape), "channels_last": _memory_format(x) == torch.channels_last}
+        super().__init__(network, {**environment_parts(), "network": "int8", "weights": weights_digest(network),
+                                   "compute_dtype": str(compute_dtype), "float_layers": list(float_layers),
+                                   "calibration": "custom" if calibration is not None else
+                                   [list(CALIBRATION_PHOTOS), CALIBRATION_SIZE]}, cache)
 
     def _observers(self) -> dict[str, torch.Tensor]:
         if self._observer_state is None:
@@ -184,7 +178,7 @@ class Int8Network:
         """Calibrated int8 graph for ``x``'s shape -> an AOTInductor package at ``destination``."""
         pt2e, _ = _import_torchao()
         with torch.inference_mode(False), torch.no_grad():
-            example = torch.zeros(x.shape, dtype=torch.float32).contiguous(memory_format=_memory_format(x))
+            example = torch.zeros(x.shape, dtype=torch.float32).contiguous(memory_format=memory_format(x))
             prepared = _prepare(self.generator, example, self.float_layers)
             prepared.load_state_dict(self._observers(), strict=True)
             quantized = pt2e.convert_pt2e(prepared)
@@ -196,29 +190,3 @@ class Int8Network:
             from torch._inductor import aoti_compile_and_package
 
             aoti_compile_and_package(exported, package_path=destination, inductor_configs={"freezing": True})
-
-    def _runner(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        from .compile_cache import key_of
-
-        parts = self.key_parts(x)
-        key = key_of(parts)
-        runner = self.cache.load(key)
-        if runner is None:
-            self.cache.store(key, parts, lambda destination: self._compile_package(x, destination))
-            self.built.append(tuple(x.shape))
-            runner = self.cache.load(key)
-            if runner is None:
-                raise RuntimeError(f"int8: the package just compiled for {tuple(x.shape)} does not load")
-        return runner
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        key = (tuple(x.shape), _memory_format(x))
-        if key not in self._by_shape:
-            self._by_shape[key] = self._runner(x)
-        return guided_filter(x, self._by_shape[key](x), self.radius, self.eps)
-
-
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
-        else torch.contiguous_format

@@ -173,3 +173,46 @@ def test_warm_auto_in_a_folder_run_is_int8_in_one_process_and_not_in_workers(tmp
     run_folder(tmp_path / "in", tmp_path / "two", workers=2, progress=False)  # not refused as "one process"
     two = json.loads((tmp_path / "two" / STATE_FILE).read_text())["settings"]
     assert two["precision"] != "int8" and two["bucket"] == 4
+
+
+# --------------------------------------------------------------------------- compile=True on the CPU
+
+
+def test_compiled_float_network_is_cached_and_matches_eager_and_a_fresh_build(network, photo_batch, tmp_path,
+                                                                               monkeypatch):
+    """``compile=True`` on the CPU builds one package per shape, a second engine (a new process) loads it
+    without compiling, and both compute what the eager network computes (float32: up to rounding)."""
+    import copy
+
+    from cartoonkit.packaged import CompiledNetwork
+
+    cache = CompiledCache(tmp_path / "compiled")
+    float32 = copy.deepcopy(network).eval()
+    first = CompiledNetwork(float32, cache=cache)
+    with torch.inference_mode():
+        out = first(photo_batch)
+        eager = float32(photo_batch)
+    assert first.built == [SHAPE] and len(cache.entries()) == 1
+    assert (out - eager).abs().max() < 1e-4
+
+    def refuse(self, x, destination):
+        raise AssertionError("compiled although the cache holds this shape")
+
+    monkeypatch.setattr(CompiledNetwork, "_compile_package", refuse)
+    again = CompiledNetwork(float32, cache=cache)
+    with torch.inference_mode():
+        assert torch.equal(again(photo_batch), out)
+    assert again.built == []
+
+    bfloat16 = copy.deepcopy(network).eval()
+    bfloat16.generator.to(torch.bfloat16)
+    other = CompiledNetwork(bfloat16, cache=cache)
+    assert key_of(other.key_parts(photo_batch)) != key_of(first.key_parts(photo_batch))   # never the float32 one
+
+
+def test_the_engine_compiles_ahead_of_time_on_the_cpu(network):
+    from cartoonkit.engine import Engine
+    from cartoonkit.options import EngineOptions
+    from cartoonkit.packaged import CompiledNetwork
+
+    assert isinstance(Engine(network, EngineOptions(device="cpu", compile=True))._forward, CompiledNetwork)
