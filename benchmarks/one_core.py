@@ -91,7 +91,8 @@ def main() -> int:
 
     print(f"{tuple(x.shape[-2:])} from {args.photo.name}, one thread, CPU time, median of {args.repeats}")
     for name, seconds in times.items():
-        print(f"{name:28s} {sorted(seconds)[len(seconds) // 2] * 1e3:8.1f} ms   PSNR {psnr(outputs[name], reference):5.1f} dB")
+        median_ms = sorted(seconds)[len(seconds) // 2] * 1e3
+        print(f"{name:28s} {median_ms:8.1f} ms   PSNR {psnr(outputs[name], reference):5.1f} dB")
     return 0
 
 
