@@ -250,3 +250,18 @@ def test_object_storage_urls_are_refused_by_name(capsys, tmp_path):
     assert "s3://bucket/photos: object storage URLs are not supported yet" in stderr
     code, _, stderr = run_cli(capsys, "batch", tmp_path, "-o", "gs://bucket/out")
     assert code == 2 and "gs://bucket/out: object storage URLs are not supported yet" in stderr
+
+
+def test_an_address_nobody_answers_on_fails_at_once(tmp_path, shared_images, models_dir):
+    pytest.importorskip("ray")
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(shared_images / "wb_mountain4.jpg", src)
+    start = time.monotonic()
+    # A subprocess: this process may hold the module's cluster, which a run here would use whatever the address.
+    done = subprocess.run([sys.executable, "-m", "cartoonkit", "batch", str(src), "-o", str(tmp_path / "out"),
+                           "--device", "cpu", "--engine", "ray", "--address", "127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "error: --address 127.0.0.1:9: no Ray cluster answers there" in done.stderr
+    assert time.monotonic() - start < 60  # not ray.init's minutes of retries

@@ -98,6 +98,8 @@ class RaySettings:
         if self.gpus_per_actor is not None and not (isinstance(self.gpus_per_actor, (int, float))
                                                     and 0 <= self.gpus_per_actor <= 8):
             raise ConfigError(f"gpus_per_actor={self.gpus_per_actor!r}: must be a number from 0 to 8")
+        if self.address is not None:
+            _reachable(self.address)  # before the folder is planned and the bar drawn
 
 
 class DriverWatch:
@@ -153,6 +155,21 @@ def connected(settings: RaySettings):
     finally:
         if started:
             ray.shutdown()
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody listens on: ray.init retries such an address for many minutes."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except ValueError:
+        raise ConfigError(f"--address {address}: expected auto or HOST:PORT") from None
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                          "with `ray start --head`, or leave --address out to start Ray for this run") from None
 
 
 def pool_shape(ray, settings: RaySettings, device_type: str) -> tuple[int, float, float]:
