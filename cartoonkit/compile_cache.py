@@ -31,7 +31,7 @@ from .fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2   # 2: the int8 package holds the generator only (conv9 on the phase grid); the filter runs eagerly
+FORMAT_VERSION = 3   # 3: generator packages (int8: conv9 on the phase grid) and guided-filter packages apart
 DEFAULT_LIMIT_MB = 2048
 LIMIT_ENV = "CARTOONKIT_COMPILED_CACHE_MB"
 # The instruction sets that decide which kernels inductor and oneDNN generate; other /proc/cpuinfo flags
@@ -152,8 +152,8 @@ def _load_package(path: Path) -> Callable:
         return aoti_load_package(str(path))
     loader = loader_class(str(path), "model", False, 1, -1)
 
-    def run(x):
-        return loader.run([x])[0]
+    def run(*inputs):
+        return loader.run(list(inputs))[0]
 
     return run
 

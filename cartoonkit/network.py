@@ -118,7 +118,7 @@ _BOX_COUNTS_KEPT = 8   # a folder's shape buckets; 4 MB each at 1024 px
 _BOX_COUNTS_LOCK = threading.Lock()
 
 
-def _counts_for(x: torch.Tensor, radius: int) -> torch.Tensor:
+def cached_box_counts(x: torch.Tensor, radius: int) -> torch.Tensor:
     """:func:`box_counts` for ``x``'s size, from a small cache (the counts are the same for every image of a
     size, and computing them took as long as a box sum)."""
     height, width = x.shape[-2:]
@@ -149,19 +149,23 @@ def box_mean(x: torch.Tensor, radius: int, counts: torch.Tensor | None = None) -
     # reduce, not sum(): sum() starts from 0 and spends a full pass adding it.
     rows = functools.reduce(operator.add, (padded[..., :, i:i + width] for i in range(k)))
     sums = functools.reduce(operator.add, (rows[..., i:i + height, :] for i in range(k)))
-    return sums / (counts if counts is not None else _counts_for(x, radius))
+    return sums / (counts if counts is not None else cached_box_counts(x, radius))
 
 
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
+                  counts: torch.Tensor | None = None) -> torch.Tensor:
     """Per-channel guided filter (He et al.) as in White-box Cartoonization's ``guided_filter``.
 
     ``guide`` and ``src`` have the same shape ``(N, C, H, W)``; the result smooths ``src`` while
     keeping the edges of ``guide``. Each mean is its own :func:`box_mean` on contiguous NCHW memory,
     with the window counts looked up once: 3.4x faster in eager than concatenating the four means
     into one call, as this did before, with the same values (10.6 vs 36 ms at 512 px, one Zen 4 thread).
+    ``counts``: :func:`box_counts` of the size, for a compiled graph (given as an input, not computed inside,
+    where inductor would fold them into index arithmetic and stop vectorising).
     """
     guide, src = guide.contiguous(), src.contiguous()
-    counts = _counts_for(guide, radius)
+    if counts is None:
+        counts = cached_box_counts(guide, radius)
     mean_guide, mean_src = box_mean(guide, radius, counts), box_mean(src, radius, counts)
     mean_gs, mean_gg = box_mean(guide * src, radius, counts), box_mean(guide * guide, radius, counts)
     a = (mean_gs - mean_guide * mean_src) / (mean_gg - mean_guide * mean_guide + eps)

@@ -5,8 +5,8 @@ never paid off for a single photo, the dashboard or a notebook. A package in :mo
 loaded by the next process in milliseconds, and never when anything it depends on differs.
 
 :class:`PackagedNetwork` is the plumbing both compiled CPU engines share: the cache key of a shape, build on a
-miss, load, run. What goes into a package is the generator only; the guided-filter head runs eagerly after it
-(see ``CartoonNetwork.forward`` for why). :class:`CompiledNetwork` is ``compile=True`` on the CPU (the float32 or
+miss, load, run. The generator and the guided-filter head are packages of their own (:class:`FilterPackages`
+says why). :class:`CompiledNetwork` is ``compile=True`` on the CPU (the float32 or
 bfloat16 generator); :class:`cartoonkit.quantize.Int8Network` is ``precision="int8"``.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .network import CartoonNetwork, guided_filter
+from .network import CartoonNetwork, box_counts, cached_box_counts, guided_filter
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class PackagedNetwork:
         self.cache = cache if cache is not None else CompiledCache()
         self._key_parts = key_parts
         self._by_shape: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self._filter: FilterPackages | None = None
         self.built: list[tuple] = []   # shapes this object compiled (the rest came from the cache)
 
     def key_parts(self, x: torch.Tensor) -> dict:
@@ -48,26 +49,84 @@ class PackagedNetwork:
     def _compile_package(self, x: torch.Tensor, destination: str) -> None:
         raise NotImplementedError
 
-    def _runner(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        from .compile_cache import key_of
-
-        parts = self.key_parts(x)
-        key = key_of(parts)
-        runner = self.cache.load(key)
-        if runner is None:
-            self.cache.store(key, parts, lambda destination: self._compile_package(x, destination))
-            self.built.append(tuple(x.shape))
-            runner = self.cache.load(key)
-            if runner is None:
-                raise RuntimeError(f"{self.kind}: the package just compiled for {tuple(x.shape)} does not load")
-        return runner
+    def _runner(self, x: torch.Tensor) -> Callable[..., torch.Tensor]:
+        return load_or_build(self.cache, self.key_parts(x), lambda destination: self._compile_package(x, destination),
+                             self.built, f"{self.kind} {tuple(x.shape)}", tuple(x.shape))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         key = (tuple(x.shape), memory_format(x))
         if key not in self._by_shape:
             self._by_shape[key] = self._runner(x)
-        return guided_filter(x, self._by_shape[key](x), self.radius, self.eps)
+        return self._run(self._by_shape[key], x)
+
+    def _run(self, package: Callable, x: torch.Tensor) -> torch.Tensor:
+        """The generator's package on ``x``, then the guided filter's."""
+        if self._filter is None:
+            self._filter = FilterPackages(self.radius, self.eps, self.cache)
+        return self._filter(x, package(x))
+
+
+def load_or_build(cache, parts: dict, build: Callable[[str], None], built: list, what: str, shape: tuple) -> Callable:
+    """The package for ``parts`` from ``cache``, compiled into it first by ``build(destination)`` on a miss
+    (``shape`` is then noted in ``built``)."""
+    from .compile_cache import key_of
+
+    key = key_of(parts)
+    runner = cache.load(key)
+    if runner is None:
+        cache.store(key, parts, build)
+        built.append(shape)
+        runner = cache.load(key)
+        if runner is None:
+            raise RuntimeError(f"{what}: the package just compiled does not load")
+    return runner
+
+
+class _GuidedFilter(nn.Module):
+    def __init__(self, radius: int, eps: float):
+        super().__init__()
+        self.radius, self.eps = radius, eps
+
+    def forward(self, guide: torch.Tensor, src: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return guided_filter(guide, src, self.radius, self.eps, counts)
+
+
+class FilterPackages:
+    """The float32 guided filter compiled ahead of time, one package per image size, in the same cache.
+
+    Its own package, not part of the generator's: fused with the generator's last layer, inductor indexed the
+    filter's reads through that layer's layout and its loops ran scalar. On its own, with both images in NCHW
+    memory and the window counts as an input (computed inside, inductor folds them into index arithmetic and
+    stops vectorising), it is a few vectorised passes: 22.5 ms against 50 ms eager at 1024 px and 3.2 against
+    8.1 at 512 (two Zen 4 cores), with the same values."""
+
+    def __init__(self, radius: int, eps: float, cache):
+        from .compile_cache import environment_parts
+
+        self.radius, self.eps, self.cache = radius, eps, cache
+        self._parts = {**environment_parts(), "network": "guided-filter", "radius": radius, "eps": eps}
+        self._by_shape: dict[tuple, Callable] = {}
+        self.built: list[tuple] = []
+
+    def __call__(self, guide: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        guide, src = guide.float().contiguous(), src.float().contiguous()
+        shape = tuple(guide.shape)
+        if shape not in self._by_shape:
+            self._by_shape[shape] = load_or_build(self.cache, {**self._parts, "shape": list(shape)},
+                                                  lambda destination: self._compile(guide, destination),
+                                                  self.built, f"guided filter {shape}", shape)
+        return self._by_shape[shape](guide, src, cached_box_counts(guide, self.radius))
+
+    def _compile(self, guide: torch.Tensor, destination: str) -> None:
+        from torch._inductor import aoti_compile_and_package
+
+        with torch.inference_mode(False), torch.no_grad():
+            # Two distinct example tensors: given the same one twice, export treats them as one input.
+            examples = (torch.zeros(guide.shape), torch.zeros(guide.shape),
+                        box_counts(guide.shape[-2], guide.shape[-1], self.radius))
+            exported = torch.export.export(_GuidedFilter(self.radius, self.eps), examples)
+            aoti_compile_and_package(exported, package_path=destination)
 
 
 class _FloatGenerator(nn.Module):

@@ -120,8 +120,8 @@ class _QuantizedGenerator(nn.Module):
     """The int8 generator of one shape, as it is compiled ahead of time.
 
     ``compute_dtype`` bfloat16: the work between the int8 convolutions runs under bfloat16 autocast, inside
-    ``forward`` so that the ahead-of-time export keeps it. The float32 guided-filter head is not in this
-    graph: it runs eagerly after it (see ``CartoonNetwork.forward`` for why)."""
+    ``forward`` so that the ahead-of-time export keeps it. The float32 guided filter is its own package (see
+    :class:`cartoonkit.packaged.FilterPackages`)."""
 
     def __init__(self, generator: torch.fx.GraphModule, compute_dtype: torch.dtype = torch.float32):
         super().__init__()
