@@ -173,11 +173,11 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
     return box_mean(a, radius, counts) * guide + box_mean(b, radius, counts)
 
 
-# Under torch.compile the guided filter runs eagerly, as a graph break: on channels-last inputs inductor
-# loops over the 3 channels innermost and leaves the vectors 3/16 full, and the eager filter, one
-# box mean per quantity on NCHW memory, is faster than any compiled formulation measured (10.6 ms at 512 px
-# on one Zen 4 thread, against 12-17 ms compiled, 36 ms for the former concatenating eager version).
-# torch.export (ONNX, OpenVINO) traces through it as usual.
+# Under torch.compile (the CUDA engines) the guided filter runs eagerly, as a graph break: traced inside the
+# network, on channels-last inputs with the counts computed in the graph, inductor looped over the 3 channels
+# innermost and ran scalar (12-80 ms at 512 px on one Zen 4 thread, against 10.6 ms eager). The CPU's compiled
+# engines compile it apart instead, on NCHW inputs with the counts as an input (packaged.FilterPackages), which
+# beats the eager filter. torch.export (ONNX, OpenVINO) traces through it as usual.
 _guided_filter_eagerly = torch.compiler.disable(guided_filter)
 
 
