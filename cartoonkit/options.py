@@ -128,14 +128,19 @@ def precision_name(precision: str, device_type: str, *, int8_ok: bool = True) ->
     return precision
 
 
-def int8_prepared() -> bool:
-    """Whether ``auto`` may pick int8 here: an x86 CPU with VNNI or AMX, torchao installed, and ``cartoonkit warmup``
-    run for this torch, torchao and CPU (its mark is in the compiled cache)."""
+def int8_available() -> bool:
+    """Whether int8 can run fast here: an x86 CPU with VNNI or AMX, and torchao installed."""
     if not (_x86() and cpu_supports_fast_int8()):
         return False
     from importlib.util import find_spec
 
-    if find_spec("torchao") is None:
+    return find_spec("torchao") is not None
+
+
+def int8_prepared() -> bool:
+    """Whether ``auto`` may pick int8 here: :func:`int8_available`, and ``cartoonkit warmup`` run for this torch,
+    torchao and CPU (its mark is in the compiled cache)."""
+    if not int8_available():
         return False
     from .compile_cache import int8_marked
 

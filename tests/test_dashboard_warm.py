@@ -33,7 +33,7 @@ def test_disabled_by_the_environment_starts_nothing(fresh, monkeypatch):
 
 
 def test_not_available_without_int8_hardware(fresh, monkeypatch):
-    monkeypatch.setattr("cartoonkit.hardware.cpu_supports_fast_int8", lambda flags=None: False)
+    monkeypatch.setattr("cartoonkit.options.cpu_supports_fast_int8", lambda flags=None: False)
     assert warm.start(512, lambda resolution, report: None).state == "not available"
     assert warm._THREAD is None
 
@@ -44,7 +44,6 @@ def test_runs_once_reports_progress_and_then_auto_picks_int8(fresh, monkeypatch)
     from cartoonkit.dashboard import common
     from cartoonkit.options import int8_prepared
 
-    monkeypatch.setattr("cartoonkit.hardware.cpu_supports_fast_int8", lambda flags=None: True)
     monkeypatch.setattr("cartoonkit.options.cpu_supports_fast_int8", lambda flags=None: True)
     release, seen = threading.Event(), []
 
@@ -77,7 +76,7 @@ def test_runs_once_reports_progress_and_then_auto_picks_int8(fresh, monkeypatch)
 
 @x86_int8
 def test_a_failed_warm_up_is_reported_not_raised(fresh, monkeypatch):
-    monkeypatch.setattr("cartoonkit.hardware.cpu_supports_fast_int8", lambda flags=None: True)
+    monkeypatch.setattr("cartoonkit.options.cpu_supports_fast_int8", lambda flags=None: True)
 
     def prepare(resolution, report):
         raise RuntimeError("compiler missing")
@@ -89,5 +88,6 @@ def test_a_failed_warm_up_is_reported_not_raised(fresh, monkeypatch):
 
 
 def test_already_prepared_needs_nothing(fresh, monkeypatch):
+    monkeypatch.setattr("cartoonkit.options.int8_available", lambda: True)
     monkeypatch.setattr("cartoonkit.options.int8_prepared", lambda: True)
     assert warm.start(64, lambda resolution, report: None).state == "not needed"

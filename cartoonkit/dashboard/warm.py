@@ -78,16 +78,13 @@ def start(resolution: int, prepare: Callable[[int, Callable[[int, int], None]], 
         if os.environ.get(WARMUP_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
             _STATUS.state = "disabled"
             return _STATUS
-        from ..hardware import cpu_supports_fast_int8
-        from ..options import int8_prepared
+        from ..options import int8_available, int8_prepared
 
+        if not int8_available():
+            _STATUS.state = "not available"
+            return _STATUS
         if int8_prepared():
             _STATUS.state = "not needed"
-            return _STATUS
-        from importlib.util import find_spec
-
-        if not (_x86() and cpu_supports_fast_int8()) or find_spec("torchao") is None:
-            _STATUS.state = "not available"
             return _STATUS
 
         def report(done: int, total: int) -> None:
@@ -104,12 +101,6 @@ def start(resolution: int, prepare: Callable[[int, Callable[[int, int], None]], 
         _THREAD = threading.Thread(target=work, name="cartoonkit-int8-warmup", daemon=True)
         _THREAD.start()
         return _STATUS
-
-
-def _x86() -> bool:
-    import platform
-
-    return platform.machine().lower() in ("x86_64", "amd64")
 
 
 def _reset_for_tests() -> None:
