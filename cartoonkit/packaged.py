@@ -39,7 +39,7 @@ class PackagedNetwork:
         self.cache = cache if cache is not None else CompiledCache()
         self._key_parts = key_parts
         self._by_shape: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
-        self._filter: FilterPackages | None = None
+        self._filter = FilterPackages(self.radius, self.eps, self.cache)   # nothing compiles until it is called
         self.built: list[tuple] = []   # shapes this object compiled (the rest came from the cache)
 
     def key_parts(self, x: torch.Tensor) -> dict:
@@ -62,8 +62,6 @@ class PackagedNetwork:
 
     def _run(self, package: Callable, x: torch.Tensor) -> torch.Tensor:
         """The generator's package on ``x``, then the guided filter's."""
-        if self._filter is None:
-            self._filter = FilterPackages(self.radius, self.eps, self.cache)
         return self._filter(x, package(x))
 
 

@@ -324,8 +324,8 @@ def test_benchmark_rows_survive_missing_and_broken_fields(tmp_path):
     _, compound = pp.read_results(json.loads((tmp_path / "odd.json").read_text()), "odd")
     assert compound == [{"photo": "p.jpg", "faces": "", "resolution": "", "share": {"network": 0.7}, "file": "odd"}]
     assert pp.is_peer("tflite-cpu") and not pp.is_peer("eager-fp32")
-    assert pp.peers_figure(rows) is not None             # the peer row and cartoonkit's row side by side
-    assert pp.peers_figure(rows[:2]) is None              # a peer alone at its resolution: nothing to compare
+    assert pp.speedup_figure(rows) is not None           # the peer row and cartoonkit's row side by side
+    assert pp.speedup_figure(rows[:2]) is None            # a peer alone at its resolution: nothing to compare
     assert pp.batch_figure(rows) is None and pp.resolution_figure(rows) is not None
     assert pp.stage_figure([]) is None and pp.compound_figure([]) is None
 

@@ -53,7 +53,8 @@ def _make_landing_example() -> tuple[np.ndarray, np.ndarray] | None:
     from ..samples import sample_photos
 
     try:
-        name, data = (lambda path: (path.name, path.read_bytes()))(sample_photos()[0])
+        photo = sample_photos()[0]
+        name, data = photo.name, photo.read_bytes()
         settings = common.Settings.of(resolution=LANDING_RESOLUTION)
         outcome = common.process_one(name, data, settings, common.load_cartoonizer(settings.model, settings.engine))
     except Exception:  # noqa: BLE001 (the landing page must render without it)

@@ -201,9 +201,6 @@ def speedup_figure(rows: list[dict], machine: str | None = None, min_psnr: float
     return figure
 
 
-peers_figure = speedup_figure   # the name the page used before the question-per-chart layout
-
-
 def quality_figure(rows: list[dict], machine: str | None = None):
     """What each precision costs in quality: PSNR against float32 per engine, from the comparison file (or the
     first file that measured PSNR), with the 40 dB bar and the 44 dB that ``auto`` keeps."""
