@@ -74,3 +74,65 @@ def cartoonizer(models_dir):
     from cartoonkit import Cartoonizer
 
     return Cartoonizer.from_pretrained(device="cpu")
+
+
+class S3Store:
+    """A real S3 endpoint on this machine (moto's server: the S3 REST protocol, in a thread) and its
+    pyarrow file system, for the object-storage tests. ``url("bucket/in")`` is what a user passes to
+    ``cartoonkit batch``: credentials, endpoint and region in the URI itself, so Ray actors, which do not
+    share this process's environment, open the same store."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        import pyarrow.fs
+
+        self.fs, _ = pyarrow.fs.FileSystem.from_uri(f"s3://testing:testing@x?{self.query}&allow_bucket_creation=true")
+
+    def url(self, path: str) -> str:
+        bucket, _, rest = path.partition("/")
+        return f"s3://testing:testing@{bucket}/{rest}?{self.query}"
+
+    def bucket(self, name: str) -> str:
+        self.fs.create_dir(name)
+        return name
+
+    def put(self, path: str, data: bytes) -> None:
+        with self.fs.open_output_stream(path) as stream:
+            stream.write(data)
+
+    def put_raw_key(self, bucket: str, key: str, data: bytes) -> None:
+        """Store ``key`` exactly as given (boto3 does not normalise ``x/../y`` or ``x//y`` as pyarrow's HTTP
+        client does): keys other S3 clients can make."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self.port}", aws_access_key_id="testing",
+                              aws_secret_access_key="testing", region_name="us-east-1")
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def get(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as stream:
+            return stream.read()
+
+    def files(self, prefix: str) -> dict[str, bytes]:
+        """Every object under ``prefix``, by its path relative to it."""
+        import pyarrow.fs
+
+        infos = self.fs.get_file_info(pyarrow.fs.FileSelector(prefix, recursive=True, allow_not_found=True))
+        return {info.path[len(prefix) + 1:]: self.get(info.path) for info in infos
+                if info.type == pyarrow.fs.FileType.File}
+
+
+@pytest.fixture(scope="session")
+def s3_store():
+    pytest.importorskip("pyarrow.fs")
+    server_module = pytest.importorskip("moto.server")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        yield S3Store(server.get_host_and_port()[1])
+    finally:
+        server.stop()

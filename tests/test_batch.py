@@ -23,7 +23,7 @@ from PIL import Image
 from cartoonkit import CartoonConfig, OutputError
 from cartoonkit.cli import main
 from cartoonkit.folder import JOURNAL_FILE, LOCK_FILE, REPORT_FILE, STATE_FILE, run_folder
-from cartoonkit.folder import stream as stream_module
+from cartoonkit.folder import storage as storage_module
 from cartoonkit.imageio import read_image
 
 SMALL = ["--resolution", "256"]
@@ -344,7 +344,7 @@ def test_output_folder_inside_input_is_not_read_as_input(capsys, tree):
 
 def fill_disk_after(monkeypatch, writes: int) -> None:
     """Image writes fail with ENOSPC after ``writes`` of them (the report and state still get written)."""
-    real = stream_module.write_atomic
+    real = storage_module.write_atomic
     count = {"n": 0}
 
     def fake(path, data):
@@ -355,7 +355,7 @@ def fill_disk_after(monkeypatch, writes: int) -> None:
                     errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(stream_module, "write_atomic", fake)
+    monkeypatch.setattr(storage_module, "write_atomic", fake)
 
 
 def test_disk_full_stops_cleanly_and_resume_finishes(capsys, monkeypatch, tree, tmp_path):

@@ -1,5 +1,6 @@
 """``cartoonkit batch --engine ray`` on a real local Ray cluster: the same bytes as the local engine, bad files in
-the report, an actor killed mid-run, a killed driver resumed, and the error without the ``ray`` extra.
+the report, object storage read and written by the actors, an actor killed mid-run, a killed driver resumed, and
+the error without the ``ray`` extra.
 
 One small cluster (2 CPUs, a 128 MB object store, no dashboard) is shared by the module: starting Ray costs
 10-20 s on a 2-core machine. Runs that pass no ``--address`` use it as the Ray this process started; the
@@ -244,12 +245,28 @@ def test_ray_settings_are_refused_with_the_local_engine_and_the_reverse(capsys, 
     assert code == 2 and "actors=0: must be an integer from 1 to" in stderr
 
 
-def test_object_storage_urls_are_refused_by_name(capsys, tmp_path):
-    code, _, stderr = run_cli(capsys, "batch", "s3://bucket/photos", "-o", tmp_path / "out", "--engine", "ray")
-    assert code == 2
-    assert "s3://bucket/photos: object storage URLs are not supported yet" in stderr
-    code, _, stderr = run_cli(capsys, "batch", tmp_path, "-o", "gs://bucket/out")
-    assert code == 2 and "gs://bucket/out: object storage URLs are not supported yet" in stderr
+def test_object_storage_in_and_out_on_the_actors(capsys, ray_cluster, s3_store, shared_images, tmp_path):
+    """The actors read and upload the objects themselves, from the URI in each task row (credentials and
+    endpoint included): the same bytes as the local engine on local folders."""
+    src = tmp_path / "in"
+    total = photos(shared_images, src)
+    (src / "text.jpg").write_bytes(b"this is not a photo\n" * 10)
+    bucket = s3_store.bucket("ray-photos")
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            s3_store.put(f"{bucket}/in/{path.relative_to(src).as_posix()}", path.read_bytes())
+    code, _, _ = run_cli(capsys, "-q", "batch", src, "-o", tmp_path / "local", *CPU32, *SMALL)
+    assert code == 1
+    code, stdout, stderr = run_cli(capsys, "-q", "batch", s3_store.url(f"{bucket}/in"), "-o",
+                                   s3_store.url(f"{bucket}/out"), *CPU32, *SMALL, "--engine", "ray", "--actors", "2")
+    assert code == 1, stderr
+    assert f"{total} done, 0 skipped, 1 failed" in stdout
+    assert f"error: s3://{bucket}/in/text.jpg: not an image" in stderr
+    written = {k: v for k, v in s3_store.files(f"{bucket}/out").items()
+               if not k.rsplit("/", 1)[-1].startswith(".") and k != REPORT_FILE}
+    assert written == image_files(tmp_path / "local")
+    report = json.loads(s3_store.get(f"{bucket}/out/{REPORT_FILE}"))
+    assert report["devices"] == ["ray:cpu", "ray:cpu"] and report["complete"]
 
 
 def test_an_address_nobody_answers_on_fails_at_once(tmp_path, shared_images, models_dir):

@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 
 from .. import __version__
 from ..config import CartoonConfig
@@ -27,11 +26,12 @@ from ..errors import ConfigError, OutputError
 from ..formats import ImageLimits
 from ..hardware import DEFAULT_BATCH_SIZE
 from ..options import EngineOptions
+from . import storage
 from .account import KEPT
 from .plan import inside, plan_outputs, remove_leftovers, scan_tree, split_done
-from .reasons import os_reason
 from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
 from .state import JOURNAL_FILE, LOCK_FILE, STATE_FILE, decide_mode, fingerprint, locked, write_json
+from .storage import location
 from .workers import MAX_WORKERS, process_devices, run_here, run_processes
 
 __all__ = ["JOURNAL_FILE", "LOCK_FILE", "REPORT_FILE", "STAGES", "STATE_FILE", "FolderReport", "run_folder"]
@@ -69,11 +69,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     """
     wall_start = time.perf_counter()
     started = _now()
-    for given in (in_dir, out_dir):
-        if "://" in os.fspath(given):  # before Path(), which would make s3://b a local s3:/b
-            raise ConfigError(f"{os.fspath(given)}: object storage URLs are not supported yet; give a folder (a "
-                              "bucket mounted as a file system works), see docs/scaling.md")
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    in_dir, out_dir = location(in_dir), location(out_dir)  # a local folder, or object storage (storage.py)
     echo = echo or _tqdm_echo
     _check_count("workers", workers, MAX_WORKERS)
     if io_threads is not None:
@@ -95,10 +91,9 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     elif ray_address is not None or actors is not None or gpus_per_actor is not None:
         raise ConfigError("ray_address, actors and gpus_per_actor (--address, --actors, --gpus-per-actor) need "
                           "engine='ray' (--engine ray)")
-    if not in_dir.is_dir():
+    if not storage.is_folder(in_dir):
         raise ConfigError(f"{in_dir}: no such folder; `batch` takes one folder (use `run` for files)")
-    real_in, real_out = os.path.realpath(in_dir), os.path.realpath(out_dir)
-    if real_in == real_out:
+    if storage.same_place(in_dir, out_dir):
         raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
 
     if ray_settings is not None:
@@ -114,10 +109,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     batch_size = batch_size or DEFAULT_BATCH_SIZE["cuda" if cuda else "cpu"]
     io_threads = io_threads or max(1, min(4, (os.cpu_count() or 1) // len(device_list)))
 
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the output folder {out_dir}: {os_reason(exc)}") from exc
+    storage.prepare_output(out_dir)
     report = FolderReport(in_dir=in_dir, out_dir=out_dir, settings=settings, devices=[str(d) for d in device_list],
                           workers=len(device_list), batch_size=batch_size, started=started)
 
@@ -126,17 +118,16 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
 
     with locked(out_dir):
         mode, journal_keys, run_id, report.resumed = decide_mode(out_dir, settings, resume, overwrite)
-        skip_dirs = {real_out} if inside(real_out, real_in) else set()  # an OUT_DIR inside IN_DIR is not input
-        found = scan_tree(in_dir, skip_dirs, fail, report.skip, folder=report.searched)
+        found = _scan(in_dir, out_dir, fail, report)
         report.found = len(found)
         tasks = plan_outputs(found, out_dir, config.format, fail)
-        tasks, skipped = split_done(tasks, mode, journal_keys, report.resumed)
+        tasks, skipped = split_done(tasks, mode, journal_keys, report.resumed, exists=storage.existing(out_dir))
         for name, reason in skipped:
             report.skip(name, KEPT, reason)
         remove_leftovers({out_dir, *(t.dst.parent for t in tasks)})
         journal_path = out_dir / JOURNAL_FILE
         if mode == "overwrite":
-            journal_path.unlink(missing_ok=True)  # a fresh overwrite run: nothing replaced yet
+            storage.remove(journal_path)  # a fresh overwrite run: nothing replaced yet
         state = {"format_version": 1, "cartoonkit": __version__, "run_id": run_id, "settings": settings,
                  "overwrite": mode != "keep", "complete": False, "input": str(in_dir), "started": started}
         write_json(out_dir / STATE_FILE, state)
@@ -179,14 +170,25 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
         if report.complete:
             with contextlib.suppress(OutputError, OSError):
                 write_json(out_dir / STATE_FILE, {**state, "complete": True, "finished": report.finished})
-                journal_path.unlink(missing_ok=True)
-        report_file = Path(report_path) if report_path else out_dir / REPORT_FILE
+                storage.remove(journal_path)
+        report_file = location(report_path) if report_path else out_dir / REPORT_FILE
         try:
             write_json(report_file, report.to_json())
             report.report_path = report_file
         except OutputError as exc:
             echo(f"error: the report was not written: {exc}")
     return report
+
+
+def _scan(in_dir, out_dir, fail, report):
+    """The inputs under ``in_dir``; an ``out_dir`` inside it is not input."""
+    if storage.is_object(in_dir):
+        inner = storage.is_object(out_dir) and out_dir.scheme == in_dir.scheme \
+            and out_dir.path.startswith(in_dir.path + "/")
+        return storage.scan_objects(in_dir, out_dir if inner else None, fail, report.skip, folder=report.searched)
+    real_in, real_out = os.path.realpath(in_dir), None if storage.is_object(out_dir) else os.path.realpath(out_dir)
+    skip_dirs = {real_out} if real_out and inside(real_out, real_in) else set()
+    return scan_tree(in_dir, skip_dirs, fail, report.skip, folder=report.searched)
 
 
 def _run_on_ray(tasks, report, sink, ray_settings, wall_start, *, device_type, **kwargs) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from ..formats import READ_FORMAT_NAMES, extension_for, suffix_kind
 from . import account
 from .reasons import os_reason
+from .storage import ObjectPath, is_object
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ Fail = Callable[[str, str], None]
 """Where a planner reports a file it cannot take: ``fail(name, reason)``."""
 Skip = Callable[[str, str, str], None]
 """Where a planner reports an entry it leaves alone: ``skip(name, kind, reason)``, a kind of :mod:`.account`."""
-Found = list[tuple[Path, PurePosixPath]]
+Found = list[tuple[Path | ObjectPath, PurePosixPath]]
 """Inputs with the path their output takes under ``OUT_DIR`` (before the extension changes)."""
 
 # write_atomic's temporary files: "." + name + "." + mkstemp's 8 random characters + ".tmp"
@@ -41,8 +42,8 @@ TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 class Task:
     """One input and where its output goes."""
 
-    src: Path  # the input, as found
-    dst: Path  # its output under OUT_DIR
+    src: Path | ObjectPath  # the input, as found
+    dst: Path | ObjectPath  # its output under OUT_DIR
     key: str   # the output's path relative to OUT_DIR, POSIX style (the journal's key)
 
     @property
@@ -167,18 +168,20 @@ def collect_inputs(inputs: list[str], fail: Fail, skip: Skip = lambda name, kind
     return found
 
 
-def plan_outputs(found: Found, out_dir: Path, fmt: str, fail: Fail) -> list[Task]:
-    """Pair each input with its output; refuse escapes, overwriting an input and collisions (first wins)."""
-    real_out = os.path.realpath(out_dir)
-    inputs = {os.path.realpath(src) for src, _ in found}
+def plan_outputs(found: Found, out_dir: Path | ObjectPath, fmt: str, fail: Fail) -> list[Task]:
+    """Pair each input with its output; refuse escapes, overwriting an input and collisions (first wins).
+    In object storage there are no links to escape through, and a path is its own identity."""
+    real = (lambda p: (p.scheme, p.path)) if is_object(out_dir) else os.path.realpath
+    real_out = real(out_dir)
+    inputs = {real(src) for src, _ in found if is_object(src) == is_object(out_dir)}
     ext = extension_for(fmt)
-    claimed: dict[str, Path] = {}
+    claimed: dict[str, Path | ObjectPath] = {}
     tasks = []
     for src, rel in found:
         key = rel.with_name(rel.stem + ext).as_posix()
         dst = out_dir.joinpath(*rel.parent.parts, rel.stem + ext)
-        real_dst = os.path.realpath(dst)
-        if real_dst == real_out or not inside(real_dst, real_out):
+        real_dst = real(dst)
+        if not is_object(dst) and (real_dst == real_out or not inside(real_dst, real_out)):
             fail(str(src), f"output {dst} would be written outside {out_dir} (through a symbolic link there); "
                            "refused")
         elif real_dst in inputs:
@@ -191,25 +194,30 @@ def plan_outputs(found: Found, out_dir: Path, fmt: str, fail: Fail) -> list[Task
     return tasks
 
 
-def split_done(tasks: list[Task], mode: str, journal_keys: set[str] = frozenset(),
-               resumed: bool = False) -> tuple[list[Task], list[tuple[str, str]]]:
+def split_done(tasks: list[Task], mode: str, journal_keys: set[str] = frozenset(), resumed: bool = False,
+               exists: Callable[[Path | ObjectPath], bool] = os.path.lexists,
+               ) -> tuple[list[Task], list[tuple[str, str]]]:
     """``(to do, skipped with reasons)``. ``mode``: ``keep`` (an existing output is kept), ``overwrite`` (all are
-    done again) or ``journal`` (finish an interrupted overwrite run: skip what its journal says it replaced)."""
+    done again) or ``journal`` (finish an interrupted overwrite run: skip what its journal says it replaced).
+    ``exists``: whether an output is there (:func:`.storage.existing` for object storage)."""
     todo, skipped = [], []
     for task in tasks:
-        exists = os.path.lexists(task.dst)
-        if mode == "keep" and exists:
+        there = exists(task.dst)
+        if mode == "keep" and there:
             skipped.append((task.name, "done by an earlier run" if resumed else f"{task.dst} exists (use --overwrite)"))
-        elif mode == "journal" and exists and task.key in journal_keys:
+        elif mode == "journal" and there and task.key in journal_keys:
             skipped.append((task.name, "done by the interrupted --overwrite run"))
         else:
             todo.append(task)
     return todo, skipped
 
 
-def remove_leftovers(folders: set[Path]) -> None:
-    """Delete the hidden temporary files a killed run left in the folders this run writes to."""
+def remove_leftovers(folders: set[Path | ObjectPath]) -> None:
+    """Delete the hidden temporary files a killed run left in the folders this run writes to (object storage
+    has none: an upload cut short leaves no object)."""
     for folder in folders:
+        if is_object(folder):
+            continue
         try:
             with os.scandir(folder) as listing:
                 for entry in listing:

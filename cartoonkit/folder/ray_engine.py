@@ -22,10 +22,10 @@ only seconds later (measured: 4 more outputs after a ``kill -9``), so an actor o
 watches the driver (:class:`DriverWatch`, every 50 ms) and exits when it is gone; at most a write in flight
 lands after the kill.
 
-Files are paths every actor opens as the stream does (a local folder on one machine, a shared file system on
-a cluster). Object storage (``s3://`` through ``pyarrow.fs``) is not built: the planner (:mod:`.plan`) lists
-local folders, and the stream reads with ``open`` and writes with :func:`~cartoonkit.fileio.write_atomic`
-(docs/scaling.md says what it would take).
+Files are paths every actor opens as the stream does (:mod:`.storage`): a local folder on one machine, a shared
+file system on a cluster, or object storage (``s3://``, ``gs://``, through ``pyarrow.fs``), where each actor
+reads and uploads its own files. A task row carries the whole URI (credentials and options included), so an
+actor opens the same store the driver planned.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from ..formats import ImageLimits
 from ..options import EngineOptions
 from .plan import Task
 from .report import FolderReport
+from .storage import describe, location
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class CartoonActor:
         self.ck = Cartoonizer.from_pretrained(model, engine_options=engine_options, head_model=head_model,
                                               limits=limits)
         self.config, self.limits, self.batch_size, self.io_threads = config, limits, batch_size, io_threads
-        self.journal = Path(journal) if journal else None
+        self.journal = location(journal) if journal else None
         threading.Thread(target=self._watch, args=(driver,), name="cartoonkit-driver-watch", daemon=True).start()
 
     @staticmethod
@@ -228,7 +229,7 @@ class CartoonActor:
         from .state import Journal
         from .stream import Stream
 
-        tasks = [Task(src=Path(str(s)), dst=Path(str(d)), key=str(k))
+        tasks = [Task(src=location(str(s)), dst=location(str(d)), key=str(k))
                  for k, s, d in zip(batch["key"], batch["src"], batch["dst"], strict=True)]
         rows = _Rows()
         with Journal.open(self.journal) as journal:
@@ -283,7 +284,7 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
     by_key = {t.key: t for t in tasks}
     # On CUDA a call's stream overlaps reading with the GPU only inside the call: give it several batches.
     rows_per_call = 4 if device_type == "cuda" else 1
-    dataset = ray.data.from_items([{"key": t.key, "src": str(t.src.absolute()), "dst": str(t.dst.absolute())}
+    dataset = ray.data.from_items([{"key": t.key, "src": describe(t.src), "dst": describe(t.dst)}
                                    for t in tasks],
                                   override_num_blocks=max(1, min(len(tasks), actors * 8)))
     results = dataset.map_batches(
@@ -291,7 +292,7 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
             "model": model, "head_model": head_model, "engine_options": options, "limits": limits,
             "config": config, "batch_size": batch_size, "threads": max(1, int(cpus)),
             "io_threads": max(1, min(16 if device_type == "cuda" else 4, int(cpus))),
-            "journal": str(journal.absolute()) if journal else None, "driver": DriverWatch.here()},
+            "journal": describe(journal) if journal else None, "driver": DriverWatch.here()},
         batch_size=max(ROWS_PER_CALL, rows_per_call * batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus or None)
     seen: set[str] = set()

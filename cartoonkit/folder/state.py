@@ -7,7 +7,11 @@
   with what ran.
 * An interrupted ``overwrite`` run keeps a journal of the outputs it already replaced, so ``resume``
   replaces exactly the rest.
-* One run at a time per ``OUT_DIR`` (an advisory lock that goes with the process, even on ``kill -9``).
+* One run at a time per ``OUT_DIR`` (an advisory lock that goes with the process, even on ``kill -9``; not on
+  object storage, which has none).
+
+In object storage (:mod:`.storage`) these are objects in the output prefix; the journal is a prefix of one
+object per entry.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import Any
 
 from ..config import CartoonConfig
 from ..errors import ConfigError, OutputError
-from ..fileio import write_atomic
 from ..settings import fingerprint_values
+from . import storage
 from .reasons import os_reason
+from .storage import ObjectPath
 
 try:
     import fcntl
@@ -82,10 +87,10 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [f"{key} {new[key]!r}, was {old[key]!r}" for key in new if key in old and old[key] != new[key]]
 
 
-def read_state(out_dir: Path) -> dict | None:
+def read_state(out_dir: Path | ObjectPath) -> dict | None:
     path = out_dir / STATE_FILE
     try:
-        state = json.loads(path.read_text())
+        state = json.loads(storage.read_text(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -95,8 +100,8 @@ def read_state(out_dir: Path) -> dict | None:
     return state
 
 
-def write_json(path: Path, data: dict) -> None:
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+def write_json(path: Path | ObjectPath, data: dict) -> None:
+    storage.write_output(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 class Journal:
@@ -111,7 +116,10 @@ class Journal:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, path: Path | None) -> Iterator[Journal | None]:
+    def open(cls, path: Path | ObjectPath | None) -> Iterator[Journal | storage.ObjectJournal | None]:
+        if storage.is_object(path):
+            yield storage.ObjectJournal(path)
+            return
         journal = cls(path) if path is not None else None
         try:
             yield journal
@@ -126,7 +134,9 @@ class Journal:
             raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from exc
 
 
-def read_journal(path: Path) -> set[str]:
+def read_journal(path: Path | ObjectPath) -> set[str]:
+    if storage.is_object(path):
+        return storage.read_object_journal(path)
     keys = set()
     try:
         lines = path.read_text(errors="replace").splitlines()
@@ -141,8 +151,12 @@ def read_journal(path: Path) -> set[str]:
 
 
 @contextlib.contextmanager
-def locked(out_dir: Path) -> Iterator[None]:
-    """One batch at a time per output folder; the lock goes with the process, even on ``kill -9``."""
+def locked(out_dir: Path | ObjectPath) -> Iterator[None]:
+    """One batch at a time per output folder; the lock goes with the process, even on ``kill -9``. Object
+    storage has no such lock: there one run at a time per output prefix is up to the user."""
+    if storage.is_object(out_dir):
+        yield
+        return
     path = out_dir / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

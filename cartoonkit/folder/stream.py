@@ -10,9 +10,10 @@ encoding and writing overlap, and memory stays bounded whatever the size of the 
                        on CUDA encode JPEG output with nvJPEG, copy the rest to pinned memory -> write queue
     writers (threads)  encode (Pillow), write atomically, note the output in the journal
 
-Every output is written to a hidden temporary file and renamed, so a kill (even ``kill -9``) leaves whole
-files or none. A bad input is reported with its reason and the stream carries on; an output folder that
-takes no more files (disk full, read-only) stops it cleanly.
+Every output is written to a hidden temporary file and renamed (in object storage: uploaded, and there only
+when the upload completes), so a kill (even ``kill -9``) leaves whole files or none. A bad input is reported
+with its reason and the stream carries on; an output folder that takes no more files (disk full, read-only)
+stops it cleanly.
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ import torch
 
 from ..config import CartoonConfig
 from ..errors import InvalidImageError, OutputError
-from ..fileio import write_atomic
 from ..formats import ImageLimits
 from ..imageio import DecodedImage, encode_image, read_image
 from ..pipeline import FACE_STAGES, Cartoonizer, NetworkInput
-from . import gpu_codecs
+from . import gpu_codecs, storage
 from .plan import Task
-from .reasons import is_fatal, os_reason, strip_name, unexpected
+from .reasons import is_fatal, strip_name, unexpected
 from .report import STAGES
 from .state import Journal
 
@@ -166,7 +166,7 @@ class Stream:
         item = _Item(task)
         try:
             with self._timed("read"):
-                data = read_bytes(task.src, task.name, self.limits)
+                data = storage.read_input(task.src, task.name, self.limits)
             if self.cuda and gpu_codecs.plain_jpeg(data, task.name, self.limits):
                 item.jpeg = torch.frombuffer(bytearray(data), dtype=torch.uint8)  # decoded on the GPU, in batches
                 return item
@@ -314,7 +314,7 @@ class Stream:
                         data = encode_image(output.rgb, output.alpha, format=self.config.format,
                                             quality=self.config.quality)
                 with self._timed("write"):
-                    write_atomic(task.dst, data)
+                    storage.write_output(task.dst, data)
                 if self.journal is not None:
                     self.journal.add(task.key)
             except OutputError as exc:
@@ -334,23 +334,6 @@ class Stream:
             for note in output.notes:
                 self.sink.note(task, note)
             self.sink.done(task)
-
-
-def read_bytes(path, name: str, limits: ImageLimits) -> bytes:
-    """The whole file, refusing one over the size limit before reading it."""
-    try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if size > limits.max_file_bytes:
-                raise InvalidImageError(f"{name}: file is {size:,} bytes, larger than the limit of "
-                                        f"{limits.max_file_bytes:,} bytes")
-            return file.read(limits.max_file_bytes + 1)
-    except FileNotFoundError:
-        raise InvalidImageError(f"{name}: file does not exist (removed while the batch ran?)") from None
-    except PermissionError:
-        raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
-    except OSError as exc:
-        raise InvalidImageError(f"{name}: cannot read file ({os_reason(exc)})") from exc
 
 
 def _engine_failure(exc: Exception, photo: torch.Tensor, device: torch.device) -> str:
