@@ -408,9 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="photos per network call (default 8 on CUDA, 1 on the CPU); photos of different "
                             "sizes are padded to shared bucket shapes, which never shows in the output")
     batch.add_argument("--workers", type=int, default=1,
-                       help="CPU processes, each with its own model, sharing the CPU threads (default 1)")
+                       help="CPU processes, each with its own model, sharing the CPU threads (default 1); more "
+                            "than one runs as Ray actors on this machine (needs pip install 'cartoonkit[ray]')")
     batch.add_argument("--devices", default=None,
-                       help="comma-separated devices, one process each, e.g. cuda:0,cuda:1 (instead of --device)")
+                       help="comma-separated devices, one process each, e.g. cuda:0,cuda:1 (instead of --device); "
+                            "the processes are Ray actors on this machine (needs pip install 'cartoonkit[ray]')")
     batch.add_argument("--io-threads", type=int, default=None,
                        help="reader and writer threads per process (default: up to 4)")
     batch.add_argument("--resume", action="store_true",
@@ -418,8 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--report", default=None, metavar="PATH",
                        help="write the JSON report here (default OUT/cartoonkit-report.json)")
     batch.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="local: this process (or --workers/--devices processes); ray: a pool of Ray actors, on "
-                            "this machine or a cluster (needs pip install 'cartoonkit[ray]'; see docs/scaling.md)")
+                       help="local: this process (--workers/--devices: Ray actors on this machine); ray: a pool of "
+                            "Ray actors, on this machine or a cluster (needs pip install 'cartoonkit[ray]'; see "
+                            "docs/scaling.md)")
     batch.add_argument("--address", default=None, metavar="auto|HOST:PORT",
                        help="--engine ray: join this running Ray cluster (default: start one on this machine for "
                             "the run)")

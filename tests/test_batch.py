@@ -452,21 +452,6 @@ def test_kill_9_at_several_points_then_resume(cartoonizer, shared_images, tmp_pa
     assert temporary_files(out) == []
 
 
-def test_cpu_workers_give_the_same_files(capsys, tree, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    assert run_cli(capsys, "-q", "batch", tree, "-o", one, "--device", "cpu", *SMALL)[0] == 0
-    code, stdout, stderr = run_cli(capsys, "-q", "batch", tree, "-o", two, "--device", "cpu", "--workers", "2",
-                                   *SMALL)
-    assert code == 0, stderr
-    assert "6 done" in stdout
-    report = load_report(two)
-    assert report["workers"] == 2 and report["devices"] == ["cpu", "cpu"]
-    first, second = image_files(one), image_files(two)
-    assert set(first) == set(second) == EXPECTED
-    for name in EXPECTED:  # the threads per process differ; the pixels may differ by rounding only
-        assert np.abs(pixels(one / name) - pixels(two / name)).max() <= 1
-
-
 def test_workers_on_cuda_are_refused(capsys, tree, tmp_path):
     code, _, stderr = run_cli(capsys, "batch", tree, "-o", tmp_path / "out", "--device", "cpu", "--workers", "2",
                               "--devices", "cpu,cpu", *SMALL)

@@ -128,6 +128,28 @@ def test_bad_files_are_report_rows_with_the_local_engines_reasons(capsys, ray_cl
     assert image_files(ray_out) == image_files(local)
 
 
+def test_workers_are_ray_actors_on_this_machine(capsys, ray_cluster, shared_images, tmp_path):
+    """``--workers 2`` (the in-house pool once) is two Ray actors: the same bytes as one process."""
+    src = tmp_path / "in"
+    total = photos(shared_images, src)
+    one, two = tmp_path / "one", tmp_path / "two"
+    flags = ["--device", "cpu", *SMALL]
+    assert run_cli(capsys, "-q", "batch", src, "-o", one, *flags)[0] == 0
+    code, stdout, stderr = run_cli(capsys, "-q", "batch", src, "-o", two, *flags, "--workers", "2")
+    assert code == 0, stderr
+    assert f"{total} done" in stdout
+    report = load_report(two)
+    assert report["workers"] == 2 and report["devices"] == ["ray:cpu", "ray:cpu"] and report["engine"] == "ray"
+    assert load_report(one)["engine"] == "local"
+    assert report["settings"] == load_report(one)["settings"]
+    assert image_files(two) == image_files(one)
+    code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "mixed", "--devices", "cpu,cuda:0", *SMALL)
+    import torch
+
+    assert code == 2 and ("give devices of one kind" if torch.cuda.is_available() else "CUDA is not available") \
+        in stderr
+
+
 # --------------------------------------------------------------------------- faults
 
 
@@ -230,6 +252,11 @@ def test_without_the_extra_the_error_names_it(capsys, monkeypatch, tmp_path, sha
     assert stderr.strip() == ("error: --engine ray needs the optional package 'ray', which is not installed; "
                               "install it with: pip install 'cartoonkit[ray]'")
     assert not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()  # refused before anything is made
+    code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "workers", "--device", "cpu", "--workers", "2")
+    assert code == 2
+    assert stderr.strip() == ("error: --workers/--devices (processes run as Ray actors) needs the optional package "
+                              "'ray', which is not installed; install it with: pip install 'cartoonkit[ray]'")
+    assert not (tmp_path / "workers").exists()
 
 
 def test_ray_settings_are_refused_with_the_local_engine_and_the_reverse(capsys, tmp_path, shared_images):

@@ -32,7 +32,7 @@ from .plan import inside, plan_outputs, remove_leftovers, scan_tree, split_done
 from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
 from .state import JOURNAL_FILE, LOCK_FILE, STATE_FILE, decide_mode, fingerprint, locked, write_json
 from .storage import location
-from .workers import MAX_WORKERS, process_devices, run_here, run_processes
+from .workers import MAX_WORKERS, process_devices, run_here
 
 __all__ = ["JOURNAL_FILE", "LOCK_FILE", "REPORT_FILE", "STAGES", "STATE_FILE", "FolderReport", "run_folder"]
 
@@ -52,9 +52,10 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer` to use in this process (then ``model``,
     ``head_model`` and ``engine_options`` come from it); otherwise one is made from those. ``devices``: one
     process per device (``["cuda:0", "cuda:1"]``); ``workers``: that many CPU processes, the CPU threads
-    divided between them (compiled and int8 engines run in one process). ``batch_size``: photos per engine
-    call (default 8 on CUDA, 1 on the CPU). ``io_threads``: reader and writer threads each. ``resume``:
-    continue the run recorded in ``out_dir`` (its settings must match); ``overwrite``: replace existing
+    divided between them (compiled and int8 engines run in one process). More than one process means Ray
+    actors on this machine, as ``engine="ray"`` with ``actors`` (needs the ``ray`` extra). ``batch_size``:
+    photos per engine call (default 8 on CUDA, 1 on the CPU). ``io_threads``: reader and writer threads each.
+    ``resume``: continue the run recorded in ``out_dir`` (its settings must match); ``overwrite``: replace existing
     outputs. ``report_path``: where the JSON report goes (default ``out_dir/cartoonkit-report.json``).
     ``echo`` receives one line per failed file as it happens (default: above the progress bar, on stderr).
 
@@ -91,6 +92,8 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     elif ray_address is not None or actors is not None or gpus_per_actor is not None:
         raise ConfigError("ray_address, actors and gpus_per_actor (--address, --actors, --gpus-per-actor) need "
                           "engine='ray' (--engine ray)")
+    elif devices or workers != 1:
+        ray_settings = _processes_on_ray(engine_options, devices, workers, cartoonizer)
     if not storage.is_folder(in_dir):
         raise ConfigError(f"{in_dir}: no such folder; `batch` takes one folder (use `run` for files)")
     if storage.same_place(in_dir, out_dir):
@@ -101,7 +104,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
 
         device_list = [torch.device(ray_settings.device_type(engine_options))]
     else:
-        device_list = process_devices(engine_options, devices, workers, cartoonizer)
+        device_list = process_devices(engine_options, None, 1, cartoonizer)
     limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
     settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list,
                             int8_ok=ray_settings is None and len(device_list) == 1)
@@ -111,7 +114,8 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
 
     storage.prepare_output(out_dir)
     report = FolderReport(in_dir=in_dir, out_dir=out_dir, settings=settings, devices=[str(d) for d in device_list],
-                          workers=len(device_list), batch_size=batch_size, started=started)
+                          engine="ray" if ray_settings else "local", workers=len(device_list), batch_size=batch_size,
+                          started=started)
 
     def fail(name: str, reason: str) -> None:
         record_failure(report, echo, name, reason)
@@ -141,7 +145,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
                     _run_on_ray(tasks, report, sink, ray_settings, wall_start, model=model, head_model=head_model,
                                 engine_options=engine_options, limits=limits, config=config, batch_size=batch_size,
                                 journal=journal, device_type=device_list[0].type)
-                elif len(device_list) == 1:
+                else:
                     if cartoonizer is None:
                         from ..pipeline import Cartoonizer
 
@@ -150,11 +154,6 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
                     report.setup_seconds = time.perf_counter() - wall_start
                     run_here(tasks, report, sink, cartoonizer, config, batch_size=batch_size, io_threads=io_threads,
                              journal=journal, limits=limits)
-                else:
-                    report.setup_seconds = time.perf_counter() - wall_start
-                    run_processes(tasks, report, sink, model=model, head_model=head_model,
-                                  engine_options=engine_options, devices=device_list, limits=limits, config=config,
-                                  batch_size=batch_size, io_threads=io_threads, journal=journal)
             finally:
                 bar.close()
             report.not_processed = len(tasks) - sink.processed
@@ -178,6 +177,25 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
         except OutputError as exc:
             echo(f"error: the report was not written: {exc}")
     return report
+
+
+def _processes_on_ray(engine_options, devices, workers, cartoonizer):
+    """``workers`` CPU processes, or one process per device, on this machine: Ray actors on a Ray started for
+    the run (the one code path for more than one process: docs/scaling.md says why the in-house pool went).
+    The rules for which engines may split are the local ones (:func:`.workers.process_devices`)."""
+    from .ray_engine import RaySettings, require_ray
+
+    plan = process_devices(engine_options, devices, workers, cartoonizer)
+    kinds = {d.type for d in plan}
+    if len(kinds) > 1:
+        raise ConfigError(f"--devices {','.join(map(str, plan))}: give devices of one kind (all cuda or all cpu); "
+                          "the processes are alike")
+    require_ray("--workers/--devices (processes run as Ray actors)")
+    if kinds != {"cuda"}:
+        return RaySettings(actors=len(plan), gpus_per_actor=0)
+    gpus = sorted({d.index or 0 for d in plan})  # two processes on one GPU share it: half a GPU each
+    return RaySettings(actors=len(plan), gpus_per_actor=len(gpus) / len(plan),
+                       visible_gpus=",".join(map(str, gpus)))
 
 
 def _scan(in_dir, out_dir, fail, report):

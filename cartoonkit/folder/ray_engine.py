@@ -62,12 +62,12 @@ enough that an actor killed mid-call costs little work done twice."""
 MAX_ACTORS = 1024
 
 
-def require_ray():
+def require_ray(purpose: str = "--engine ray"):
     """``ray`` with Ray Data, or a :class:`~cartoonkit.export.MissingDependencyError` naming the extra."""
     from ..export import require
 
-    ray = require("ray", "--engine ray", RAY_EXTRA)
-    require("ray.data", "--engine ray", RAY_EXTRA)
+    ray = require("ray", purpose, RAY_EXTRA)
+    require("ray.data", purpose, RAY_EXTRA)
     return ray
 
 
@@ -75,11 +75,14 @@ def require_ray():
 class RaySettings:
     """Where and how wide: ``address`` (``None``: start a Ray instance for this run, or use the one this process
     already started; ``auto`` or ``HOST:PORT``: join a running cluster), ``actors`` (``None``: one per GPU on
-    CUDA, one per node on CPUs) and ``gpus_per_actor`` (``None``: 1 when the engine's device is CUDA, else 0)."""
+    CUDA, one per node on CPUs) and ``gpus_per_actor`` (``None``: 1 when the engine's device is CUDA, else 0).
+    ``visible_gpus`` (``"1,3"``, from ``--devices cuda:1,cuda:3``): the GPUs a Ray started for this run may
+    use; a Ray already running keeps the GPUs it has."""
 
     address: str | None = None
     actors: int | None = None
     gpus_per_actor: float | None = None
+    visible_gpus: str | None = None
 
     def device_type(self, engine_options: EngineOptions) -> str:
         """``cuda`` or ``cpu``: what the actors run on. The driver may have no GPU while the cluster has some, so
@@ -138,8 +141,9 @@ def connected(settings: RaySettings):
         common = {"log_to_driver": False, "logging_level": logging.WARNING, "configure_logging": True}
         try:
             if settings.address is None:
-                ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                         include_dashboard=False, **common)
+                with _visible_gpus(settings.visible_gpus):  # the raylet reads it once, when it starts
+                    ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                             include_dashboard=False, **common)
             else:
                 ray.init(address=settings.address, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -156,6 +160,22 @@ def connected(settings: RaySettings):
     finally:
         if started:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _visible_gpus(gpus: str | None):
+    if gpus is None:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -15,6 +15,7 @@ from .. import __version__
 from .account import FOLDER_KINDS, KEPT, Account
 from .plan import Task
 from .reasons import failure_kind
+from .storage import ObjectPath
 
 REPORT_FILE = "cartoonkit-report.json"
 STAGES = ("read", "decode", "preprocess", "network", "faces", "postprocess", "encode", "write")
@@ -26,10 +27,11 @@ detection, alignment, head network and paste-back)."""
 class FolderReport:
     """What a folder run did: counts, every skipped and failed file with its reason, time per stage."""
 
-    in_dir: Path
-    out_dir: Path
+    in_dir: Path | ObjectPath
+    out_dir: Path | ObjectPath
     settings: dict[str, Any]
     devices: list[str]
+    engine: str = "local"        # what ran the files: "local" (this process) or "ray" (actors)
     workers: int = 1
     batch_size: int = 1
     found: int = 0
@@ -95,6 +97,7 @@ class FolderReport:
             "input": str(self.in_dir),
             "output": str(self.out_dir),
             "settings": self.settings,
+            "engine": self.engine,
             "devices": self.devices,
             "workers": self.workers,
             "batch_size": self.batch_size,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -75,8 +74,7 @@ class Stream:
     """Readers -> engine (the calling thread) -> writers, on the device of one :class:`Cartoonizer`."""
 
     def __init__(self, cartoonizer: Cartoonizer, config: CartoonConfig, tasks: Sequence[Task], sink, *,
-                 batch_size: int, io_threads: int, journal: Journal | None, stop, limits: ImageLimits,
-                 parent_pid: int | None = None):
+                 batch_size: int, io_threads: int, journal: Journal | None, stop, limits: ImageLimits):
         self.ck, self.config, self.sink, self.journal = cartoonizer, config, sink, journal
         self.device = cartoonizer.device
         self.cuda = self.device.type == "cuda"
@@ -84,7 +82,6 @@ class Stream:
         self.batch_size = batch_size
         self.n_readers = self.n_writers = io_threads
         self.stop = stop
-        self.parent_pid = parent_pid
         self.todo: queue.Queue = queue.Queue()
         for task in tasks:
             self.todo.put(task)
@@ -122,9 +119,7 @@ class Stream:
     # ----------------------------------------------------------------- helpers
 
     def _stopping(self) -> bool:
-        if self.stop.is_set():
-            return True
-        return self.parent_pid is not None and os.getppid() != self.parent_pid  # the parent was killed
+        return self.stop.is_set()
 
     @contextlib.contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
