@@ -199,6 +199,54 @@ def test_an_actor_killed_mid_run_is_replaced_and_nothing_is_lost_or_doubled(ray_
     assert temporary_files(out) == []
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs) to fill: needs the right to mount, which CI's root has; else skipped."""
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_a_full_output_disk_stops_the_actors_and_resume_finishes(capsys, ray_cluster, shared_images, tmp_path,
+                                                               small_disk):
+    """The actors' writes hit a real full disk: the run stops with the reason, what landed is whole, nothing
+    temporary is left, and with room again --resume does exactly the rest: the local engine's bytes."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    total = photos(shared_images, src, copies=2)
+    flags = [*CPU32, *SMALL]
+    code, _, _ = run_cli(capsys, "-q", "batch", src, "-o", tmp_path / "local", *flags)
+    assert code == 0
+    reference = image_files(tmp_path / "local")
+    out = small_disk / "out"
+    report_file = tmp_path / "report.json"  # the report goes where there is room
+    code, stdout, stderr = run_cli(capsys, "-q", "batch", src, "-o", out, *flags, "--engine", "ray", "--actors", "2",
+                                   "--report", report_file)
+    assert code == 2, stdout + stderr
+    assert "No space left on device" in stderr and "--resume" in stderr
+    report = json.loads(report_file.read_text())
+    assert not report["complete"] and "No space left on device" in report["stopped"]
+    landed = image_files(out)
+    assert 0 < len(landed) < total and report["counts"]["not_processed"] == total - report["counts"]["done"]
+    for name, data in landed.items():  # whole files only
+        assert data == reference[name]
+        with Image.open(out / name) as image:
+            image.load()
+    assert temporary_files(out) == []
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    code, stdout, stderr = run_cli(capsys, "-q", "batch", src, "-o", out, *flags, "--engine", "ray", "--actors", "2",
+                                   "--resume")
+    assert code == 0, stderr
+    assert f"{total - len(landed)} done, {len(landed)} skipped" in stdout
+    assert image_files(out) == reference and temporary_files(out) == []
+
+
 def test_a_killed_driver_resumes_on_a_cluster(ray_cluster, shared_images, tmp_path, models_dir):
     src = tmp_path / "in"
     total = photos(shared_images, src, copies=2)
