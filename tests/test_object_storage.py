@@ -47,6 +47,14 @@ def upload(s3_store, folder: Path, prefix: str) -> None:
             s3_store.put(f"{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
 
 
+def photos_in_a_bucket(s3_store, shared_images: Path, tmp_path: Path, out: str = "out") -> tuple[str, str, str]:
+    """The shared photos uploaded to a new bucket's ``in/``: ``(bucket, input URL, output URL)``."""
+    src = local_folder(shared_images, tmp_path / "in", bad=False)
+    bucket = fresh_bucket(s3_store)
+    upload(s3_store, src, f"{bucket}/in")
+    return bucket, s3_store.url(f"{bucket}/in"), s3_store.url(f"{bucket}/{out}")
+
+
 def outputs(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if not k.rsplit("/", 1)[-1].startswith(".") and k != REPORT_FILE}
 
@@ -125,10 +133,7 @@ def test_resume_does_only_what_is_missing(capsys, s3_store, shared_images, tmp_p
 
 
 def test_an_interrupted_overwrite_run_resumes_from_its_object_journal(capsys, s3_store, shared_images, tmp_path):
-    src = local_folder(shared_images, tmp_path / "in", bad=False)
-    bucket = fresh_bucket(s3_store)
-    upload(s3_store, src, f"{bucket}/in")
-    in_url, out_url = s3_store.url(f"{bucket}/in"), s3_store.url(f"{bucket}/out")
+    bucket, in_url, out_url = photos_in_a_bucket(s3_store, shared_images, tmp_path)
     code, _, _ = run_cli(capsys, "-q", "batch", in_url, "-o", out_url, *FLAGS)
     assert code == 0
     # What an --overwrite run killed after replacing one output leaves: its state, and a journal of one entry.
@@ -149,10 +154,7 @@ def test_an_interrupted_overwrite_run_resumes_from_its_object_journal(capsys, s3
 
 
 def test_the_output_prefix_inside_the_input_is_not_read(capsys, s3_store, shared_images, tmp_path):
-    src = local_folder(shared_images, tmp_path / "in", bad=False)
-    bucket = fresh_bucket(s3_store)
-    upload(s3_store, src, f"{bucket}/in")
-    in_url, out_url = s3_store.url(f"{bucket}/in"), s3_store.url(f"{bucket}/in/cartoons")
+    bucket, in_url, out_url = photos_in_a_bucket(s3_store, shared_images, tmp_path, out="in/cartoons")
     code, stdout, _ = run_cli(capsys, "-q", "batch", in_url, "-o", out_url, *FLAGS)
     assert code == 0 and "11 done" in stdout
     code, stdout, _ = run_cli(capsys, "-q", "batch", in_url, "-o", out_url, *FLAGS, "--resume")
