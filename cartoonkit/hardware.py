@@ -153,6 +153,11 @@ def describe(resolution: int = 1024) -> str:
         f"AVX512-BF16: {'avx512_bf16' in flags}, AMX-BF16: {'amx_bf16' in flags}, "
         f"VNNI (int8): {cpu_supports_fast_int8(flags)}",
     ]
+    from .runtime import KEEP_FREED_MEMORY_ENV, keep_freed_memory
+
+    lines.append("memory: freed buffers stay in the process (no page faults per call; "
+                 f"{KEEP_FREED_MEMORY_ENV}=0 turns it off)" if keep_freed_memory() else
+                 "memory: malloc as the C library has it (freed buffers go back to the kernel; slower per call)")
     devices = [torch.device("cpu")]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
