@@ -213,7 +213,7 @@ def scan_objects(in_dir: ObjectPath, skip_prefix: ObjectPath | None, fail: Calla
                 skip(str(obj), account.HIDDEN_FILE, "hidden file: not taken for a photo")
         elif is_dir:
             folder(str(obj))
-        elif not skip_by_suffix(PurePosixPath(obj.path), lambda name, kind, why, o=obj: skip(str(o), kind, why)):
+        elif not skip_by_suffix(obj, skip):  # it reads only .suffix and .name, and names the object by str()
             found.append((obj, PurePosixPath(rel)))
     return found
 
