@@ -197,6 +197,7 @@ def test_unusable_stores_are_clear_errors(capsys, s3_store, tmp_path):
 def test_object_paths_round_trip_through_their_uri():
     path = ObjectPath.parse("s3://key:secret@bucket/some/prefix/?region=eu-west-1&scheme=http")
     assert str(path) == "s3://bucket/some/prefix" and path.bucket == "bucket"
+    assert "secret" not in repr(path) and "region" not in repr(path)
     child = path / "a" / "b.jpg"
     assert str(child) == "s3://bucket/some/prefix/a/b.jpg" and child.name == "b.jpg" and child.suffix == ".jpg"
     assert child.parent.parent == path and child.relative_to(path) == "a/b.jpg"

@@ -63,6 +63,9 @@ class ObjectPath:
     def __str__(self) -> str:
         return f"{self.scheme}://{self.path}"
 
+    def __repr__(self) -> str:  # never the credentials or options, even in a traceback
+        return f"ObjectPath({str(self)!r})"
+
     def uri(self) -> str:
         rest = self.path.partition("/")[2]
         return urlunsplit((self.scheme, self.netloc, "/" + rest if rest else "", self.query, ""))
