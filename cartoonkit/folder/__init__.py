@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 from .. import __version__
 from ..config import CartoonConfig
+from ..engine import resolve_device
 from ..errors import ConfigError, OutputError
 from ..formats import ImageLimits
 from ..hardware import DEFAULT_BATCH_SIZE
@@ -99,23 +100,22 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     if storage.same_place(in_dir, out_dir):
         raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
 
+    # The device of this process's stream, or the kind of device the actors run on.
     if ray_settings is not None:
         import torch
 
-        device_list = [torch.device(ray_settings.device_type(engine_options))]
+        device = torch.device(ray_settings.device_type(engine_options))
     else:
-        device_list = process_devices(engine_options, None, 1, cartoonizer)
+        device = cartoonizer.device if cartoonizer is not None else resolve_device(engine_options.device)
     limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
-    settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list,
-                            int8_ok=ray_settings is None and len(device_list) == 1)
-    cuda = any(d.type == "cuda" for d in device_list)
-    batch_size = batch_size or DEFAULT_BATCH_SIZE["cuda" if cuda else "cpu"]
-    io_threads = io_threads or max(1, min(4, (os.cpu_count() or 1) // len(device_list)))
+    settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device,
+                            int8_ok=ray_settings is None)
+    batch_size = batch_size or DEFAULT_BATCH_SIZE["cuda" if device.type == "cuda" else "cpu"]
+    io_threads = io_threads or max(1, min(4, os.cpu_count() or 1))
 
     storage.prepare_output(out_dir)
-    report = FolderReport(in_dir=in_dir, out_dir=out_dir, settings=settings, devices=[str(d) for d in device_list],
-                          engine="ray" if ray_settings else "local", workers=len(device_list), batch_size=batch_size,
-                          started=started)
+    report = FolderReport(in_dir=in_dir, out_dir=out_dir, settings=settings, devices=[str(device)],
+                          engine="ray" if ray_settings else "local", batch_size=batch_size, started=started)
 
     def fail(name: str, reason: str) -> None:
         record_failure(report, echo, name, reason)
@@ -144,7 +144,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
                 if ray_settings is not None:
                     _run_on_ray(tasks, report, sink, ray_settings, wall_start, model=model, head_model=head_model,
                                 engine_options=engine_options, limits=limits, config=config, batch_size=batch_size,
-                                journal=journal, device_type=device_list[0].type)
+                                journal=journal, device_type=device.type)
                 else:
                     if cartoonizer is None:
                         from ..pipeline import Cartoonizer
@@ -201,8 +201,7 @@ def _processes_on_ray(engine_options, devices, workers, cartoonizer):
 def _scan(in_dir, out_dir, fail, report):
     """The inputs under ``in_dir``; an ``out_dir`` inside it is not input."""
     if storage.is_object(in_dir):
-        inner = storage.is_object(out_dir) and out_dir.scheme == in_dir.scheme \
-            and out_dir.path.startswith(in_dir.path + "/")
+        inner = storage.is_object(out_dir) and out_dir.within(in_dir)
         return storage.scan_objects(in_dir, out_dir if inner else None, fail, report.skip, folder=report.searched)
     real_in, real_out = os.path.realpath(in_dir), None if storage.is_object(out_dir) else os.path.realpath(out_dir)
     skip_dirs = {real_out} if real_out and inside(real_out, real_in) else set()
@@ -225,7 +224,7 @@ def _run_on_ray(tasks, report, sink, ray_settings, wall_start, *, device_type, *
         remove_leftovers({report.out_dir, *(t.dst.parent for t in tasks)})
 
 
-def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_list, int8_ok: bool) -> dict:
+def _fingerprint(config, cartoonizer, model, head_model, engine_options, device, int8_ok: bool) -> dict:
     """The settings fingerprint from the engine that runs: the caller's, or the one every process will build
     (the rule the engine applies: :meth:`EngineOptions.resolved`, then its padding)."""
     from .. import weights
@@ -238,8 +237,8 @@ def _fingerprint(config, cartoonizer, model, head_model, engine_options, device_
     head_model = head_model or pair_head
     card = weights.ensure_installed(model)  # installs a known model once, before any worker starts
     head = weights.ensure_installed(head_model) if head_model and head_model != card.name else None
-    resolved = [engine_options.resolved(d.type, int8_ok=int8_ok) for d in device_list]
-    return fingerprint(config, card, {r.precision for r in resolved}, resolved[0].padding, head)
+    resolved = engine_options.resolved(device.type, int8_ok=int8_ok)
+    return fingerprint(config, card, {resolved.precision}, resolved.padding, head)
 
 
 def _check_count(name: str, value, high: int) -> None:

@@ -171,7 +171,7 @@ def collect_inputs(inputs: list[str], fail: Fail, skip: Skip = lambda name, kind
 def plan_outputs(found: Found, out_dir: Path | ObjectPath, fmt: str, fail: Fail) -> list[Task]:
     """Pair each input with its output; refuse escapes, overwriting an input and collisions (first wins).
     In object storage there are no links to escape through, and a path is its own identity."""
-    real = (lambda p: (p.scheme, p.path)) if is_object(out_dir) else os.path.realpath
+    real = (lambda p: p.place) if is_object(out_dir) else os.path.realpath
     real_out = real(out_dir)
     inputs = {real(src) for src, _ in found if is_object(src) == is_object(out_dir)}
     ext = extension_for(fmt)

@@ -92,6 +92,15 @@ class ObjectPath:
     def bucket(self) -> str:
         return self.path.partition("/")[0]
 
+    @property
+    def place(self) -> tuple[str, str]:
+        """What the object is, whatever credentials or options name it: its scheme and path."""
+        return self.scheme, self.path
+
+    def within(self, root: ObjectPath) -> bool:
+        """Strictly below ``root`` in the same store."""
+        return self.scheme == root.scheme and self.path.startswith(root.path + "/")
+
     def relative_to(self, root: ObjectPath) -> str:
         return self.path[len(root.path) + 1:]
 
@@ -154,7 +163,7 @@ def same_place(a: Path | ObjectPath, b: Path | ObjectPath) -> bool:
     if is_object(a) != is_object(b):
         return False
     if is_object(a):
-        return (a.scheme, a.path) == (b.scheme, b.path)
+        return a.place == b.place
     return os.path.realpath(a) == os.path.realpath(b)
 
 
@@ -197,8 +206,8 @@ def scan_objects(in_dir: ObjectPath, skip_prefix: ObjectPath | None, fail: Calla
         obj = ObjectPath(in_dir.scheme, in_dir.netloc, in_dir.query, info.path)
         rel = obj.relative_to(in_dir)
         parts = rel.split("/")
-        if skip_prefix is not None and (obj == skip_prefix or info.path.startswith(skip_prefix.path + "/")):
-            if obj == skip_prefix:
+        if skip_prefix is not None and (obj.place == skip_prefix.place or obj.within(skip_prefix)):
+            if obj.place == skip_prefix.place:
                 skip(str(obj), account.OUTPUT_FOLDER, "the output folder: not read as input")
             continue
         is_dir = info.type == pyarrow.fs.FileType.Directory
@@ -246,34 +255,23 @@ def existing(out_dir: Path | ObjectPath) -> Callable[[Path | ObjectPath], bool]:
 
 def read_input(path: Path | ObjectPath, name: str, limits: ImageLimits) -> bytes:
     """The whole file, refusing one over the size limit before reading it."""
-    if is_object(path):
-        return _read_object(path, name, limits)
     try:
+        if is_object(path):
+            with path.filesystem.open_input_file(path.path) as file:
+                _check_size(file.size(), name, limits)
+                return file.read()
         with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            _check_size(size, name, limits)
+            _check_size(os.fstat(file.fileno()).st_size, name, limits)
             return file.read(limits.max_file_bytes + 1)
     except FileNotFoundError:
         raise InvalidImageError(f"{name}: file does not exist (removed while the batch ran?)") from None
     except PermissionError:
         raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
     except OSError as exc:
-        raise InvalidImageError(f"{name}: cannot read file ({os_reason(exc)})") from exc
-
-
-def _read_object(path: ObjectPath, name: str, limits: ImageLimits) -> bytes:
-    try:
-        with path.filesystem.open_input_file(path.path) as file:
-            _check_size(file.size(), name, limits)
-            return file.read()
-    except FileNotFoundError:
-        raise InvalidImageError(f"{name}: file does not exist (removed while the batch ran?)") from None
-    except PermissionError:
-        raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
-    except OSError as exc:
-        if "ACCESS_DENIED" in str(exc):
+        if is_object(path) and "ACCESS_DENIED" in str(exc):  # pyarrow's S3 errors carry no errno
             raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
-        raise InvalidImageError(f"{name}: cannot read file ({_reason(exc)})") from None
+        reason = _reason(exc) if is_object(path) else os_reason(exc)
+        raise InvalidImageError(f"{name}: cannot read file ({reason})") from exc
 
 
 def _check_size(size: int, name: str, limits: ImageLimits) -> None:
