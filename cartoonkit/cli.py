@@ -401,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                "could not start or had to stop (bad setting, other settings in OUT, output folder full or not "
                "writable); 130 interrupted.")
     batch.add_argument("input", metavar="IN_DIR",
-                       help=f"folder of images, searched recursively; formats read: {READ_FORMAT_NAMES}; every "
-                            "other entry is reported as skipped, with the reason")
+                       help="folder of images, searched recursively, or an object storage prefix that pyarrow.fs "
+                            "opens (s3://bucket/photos, gs://...; -o may be one too, see docs/scaling.md); formats "
+                            f"read: {READ_FORMAT_NAMES}; every other entry is reported as skipped, with the reason")
     _add_settings(batch)
     batch.add_argument("--batch-size", type=int, default=None,
                        help="photos per network call (default 8 on CUDA, 1 on the CPU); photos of different "
