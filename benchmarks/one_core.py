@@ -40,8 +40,8 @@ def main() -> int:
     import numpy as np
     import torch
 
+    from cartoonkit.bench.peers import NaivePipeline, OpenVinoRunner
     from cartoonkit.export import export_onnx
-    from cartoonkit.peers import NaivePipeline, OpenVinoRunner
     from cartoonkit.weights import load_network
 
     torch.set_num_threads(1)

@@ -74,8 +74,8 @@ def main() -> None:
                  log_to_driver=False)
         ray_start = time.perf_counter() - start
         for actors in (1, 2):
-            rows.append(measure(f"ray engine, {actors} actor(s)", src, Path(tmp) / f"ray{actors}", config,
-                                engine_options=options, engine="ray", actors=actors))
+            rows.append(measure(f"ray backend, {actors} actor(s)", src, Path(tmp) / f"ray{actors}", config,
+                                engine_options=options, backend="ray", actors=actors))
         ray.shutdown()
     load = os.getloadavg()
     result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "images": total,

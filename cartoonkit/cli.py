@@ -5,8 +5,9 @@ traceback (``--debug`` shows it). One bad file never stops the others.
 
 Start-up: the arguments are parsed before anything heavy is imported (this module and what it
 imports at the top need neither torch nor Pillow), so ``--help`` and a bad flag answer at once; each
-command imports what it uses. Every picture and engine setting's flag comes from its declaration in
-:class:`~cartoonkit.config.CartoonConfig` / :class:`~cartoonkit.options.EngineOptions`.
+command imports what it uses. Every picture, engine and run setting's flag comes from its declaration in
+:class:`~cartoonkit.config.CartoonConfig`, :class:`~cartoonkit.options.EngineOptions`,
+:class:`~cartoonkit.run_options.FolderOptions` or :class:`~cartoonkit.run_options.VideoOptions`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ from pathlib import Path
 
 from . import __version__, settings
 from .bench.variants import DEFAULT_VARIANTS, VARIANTS
-from .config import CartoonConfig
+from .config import DEFAULT_MODEL, CartoonConfig
 from .errors import CartoonkitError, ConfigError
-from .formats import DEFAULT_MAX_PIXELS, READ_FORMAT_NAMES, ImageLimits
+from .formats import READ_FORMAT_NAMES
 from .options import EngineOptions
-from .video.probe import DEFAULT_MAX_FRAMES as VIDEO_MAX_FRAMES
-from .video.probe import DEFAULT_MAX_PIXELS as VIDEO_MAX_PIXELS
-from .video.probe import DEFAULT_MAX_SECONDS as VIDEO_MAX_SECONDS
+from .run_options import BACKENDS, FolderOptions, VideoOptions
 
 log = logging.getLogger("cartoonkit")
 
@@ -56,6 +55,10 @@ def engine_options_from_args(args: argparse.Namespace) -> EngineOptions:
     return settings.from_arguments(EngineOptions, args)
 
 
+def folder_options_from_args(args: argparse.Namespace) -> FolderOptions:
+    return settings.from_arguments(FolderOptions, args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -65,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     options = engine_options_from_args(args)
+    run_options = folder_options_from_args(args)
     out_dir = Path(args.output)
     report = RunReport(account=Account())
     start = time.perf_counter()
@@ -78,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         report.account.add("kept" if kind == KEPT else "skipped", kind, name, folder=kind in FOLDER_KINDS)
 
     tasks = plan_outputs(collect_inputs(args.inputs, fail, skip), out_dir, config.format, fail)
-    todo, kept = split_done(tasks, "overwrite" if args.overwrite else "keep")
+    todo, kept = split_done(tasks, "overwrite" if run_options.overwrite else "keep")
     for src, reason in kept:
         skip(src, KEPT, reason)
     for src, reason in report.failed:
@@ -88,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .pipeline import Cartoonizer
 
         cartoonizer = Cartoonizer.from_pretrained(args.model, engine_options=options, head_model=args.head_model,
-                                                  limits=ImageLimits(max_pixels=args.max_pixels))
+                                                  limits=run_options.limits)
         bar = tqdm(todo, desc="cartoonizing", unit="img", disable=len(todo) < 2 or args.quiet, file=sys.stderr)
         for task in bar:
             try:
@@ -119,14 +123,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from .folder import run_folder
 
-    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    report = run_folder(args.input, args.output, config_from_args(args), model=args.model,
-                        head_model=args.head_model, engine_options=engine_options_from_args(args), devices=devices,
-                        workers=args.workers, limits=ImageLimits(max_pixels=args.max_pixels),
-                        batch_size=args.batch_size, io_threads=args.io_threads, resume=args.resume,
-                        overwrite=args.overwrite, report_path=args.report, progress=not args.quiet,
-                        echo=lambda line: tqdm.write(line, file=sys.stderr), engine=args.engine,
-                        ray_address=args.address, actors=args.actors, gpus_per_actor=args.gpus_per_actor)
+    if args.deprecated_engine is not None:
+        print(f"warning: --engine {args.deprecated_engine} is deprecated and goes in the next release; use "
+              f"--backend {args.deprecated_engine} (--engine now means the network runner only)", file=sys.stderr)
+        if args.backend != FolderOptions.backend and args.backend != args.deprecated_engine:
+            raise ConfigError(f"--engine {args.deprecated_engine} and --backend {args.backend} disagree; "
+                              "give --backend only")
+        args.backend = args.deprecated_engine
+    report = run_folder(args.input, args.output, config_from_args(args), engine_options_from_args(args),
+                        folder_options_from_args(args), model=args.model, head_model=args.head_model,
+                        progress=not args.quiet, echo=lambda line: tqdm.write(line, file=sys.stderr))
     if not args.quiet:
         shown = 20
         for src, reason in report.skipped[:shown]:
@@ -152,9 +158,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_video(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .video import VideoLimits, cartoonize_video, require_av
+    from .video import cartoonize_video, require_av
 
     require_av()  # before the model loads: a missing extra is the first thing to hear about
+    video_options = settings.from_arguments(VideoOptions, args)  # a bad section is refused before the model loads
     dst = Path(args.output)
     if dst.exists() and not args.overwrite:
         raise ConfigError(f"{dst} exists; pass --overwrite to replace it")
@@ -169,12 +176,9 @@ def cmd_video(args: argparse.Namespace) -> int:
             bar.total = total
         bar.update(done - bar.n)
 
-    limits = VideoLimits(max_pixels=args.max_pixels, max_seconds=args.max_seconds, max_frames=args.max_frames)
     try:
-        summary = cartoonize_video(args.input, dst, config_from_args(args), cartoonizer=cartoonizer,
-                                   temporal=args.temporal, start=args.start, end=args.end, codec=args.codec,
-                                   crf=args.crf, audio=not args.no_audio, limits=limits, measure=args.measure,
-                                   batch_size=args.batch_size, progress=progress)
+        summary = cartoonize_video(args.input, dst, config_from_args(args), run_options=video_options,
+                                   cartoonizer=cartoonizer, progress=progress)
     finally:
         bar.close()
     print(summary.describe())
@@ -342,31 +346,25 @@ def cmd_warmup(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .hardware import describe
+    from .doctor import describe
 
     print(describe(args.resolution))
     return EXIT_OK
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
-    """The flags every cartoonizing command takes: one per declared setting, plus where things go."""
+    """The flags every photo command takes: one per declared setting, plus where things go."""
     p.add_argument("-o", "--output", default="out", help="output folder (created if missing; default: out)")
     settings.add_arguments(p, CartoonConfig)
     settings.add_arguments(p, EngineOptions)
-    p.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    _add_model(p)
+    settings.add_arguments(p, FolderOptions, only=("overwrite", "max_pixels"))
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"installed model name (default {DEFAULT_MODEL})")
     p.add_argument("--head-model", default=None,
                    help="compound mode: installed model for the faces (default: --model)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them, skip)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"refuse inputs with more pixels than this, checked before decoding "
-                        f"(default {DEFAULT_MAX_PIXELS})")
-
-
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value}: must be between 0 and 1")
-    return value
 
 
 def _multiple_of_4(text: str) -> int:
@@ -405,32 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "opens (s3://bucket/photos, gs://...; -o may be one too, see docs/scaling.md); formats "
                             f"read: {READ_FORMAT_NAMES}; every other entry is reported as skipped, with the reason")
     _add_settings(batch)
-    batch.add_argument("--batch-size", type=int, default=None,
-                       help="photos per network call (default 8 on CUDA, 1 on the CPU); photos of different "
-                            "sizes are padded to shared bucket shapes, which never shows in the output")
-    batch.add_argument("--workers", type=int, default=1,
-                       help="CPU processes, each with its own model, sharing the CPU threads (default 1); more "
-                            "than one runs as Ray actors on this machine (needs pip install 'cartoonkit[ray]')")
-    batch.add_argument("--devices", default=None,
-                       help="comma-separated devices, one process each, e.g. cuda:0,cuda:1 (instead of --device); "
-                            "the processes are Ray actors on this machine (needs pip install 'cartoonkit[ray]')")
-    batch.add_argument("--io-threads", type=int, default=None,
-                       help="reader and writer threads per process (default: up to 4)")
-    batch.add_argument("--resume", action="store_true",
-                       help="finish the batch recorded in OUT after an interruption (same settings required)")
-    batch.add_argument("--report", default=None, metavar="PATH",
-                       help="write the JSON report here (default OUT/cartoonkit-report.json)")
-    batch.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="local: this process (--workers/--devices: Ray actors on this machine); ray: a pool of "
-                            "Ray actors, on this machine or a cluster (needs pip install 'cartoonkit[ray]'; see "
-                            "docs/scaling.md)")
-    batch.add_argument("--address", default=None, metavar="auto|HOST:PORT",
-                       help="--engine ray: join this running Ray cluster (default: start one on this machine for "
-                            "the run)")
-    batch.add_argument("--actors", type=int, default=None,
-                       help="--engine ray: actors, one model each (default: one per GPU, or one per node on CPUs)")
-    batch.add_argument("--gpus-per-actor", type=float, default=None,
-                       help="--engine ray: GPUs each actor takes (default 1 with a CUDA device, else 0: CPU actors)")
+    settings.add_arguments(batch, FolderOptions, skip=("overwrite", "max_pixels"))
+    batch.add_argument("--engine", choices=BACKENDS,
+                       default=None, dest="deprecated_engine",
+                       help="deprecated spelling of --backend (goes in the next release)")
     batch.set_defaults(func=cmd_batch)
 
     video = sub.add_parser(
@@ -444,28 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output file: .mp4 (default choice), .m4v, .mov or .mkv")
     settings.add_arguments(video, CartoonConfig, skip=("format", "quality"))
     settings.add_arguments(video, EngineOptions)
-    video.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
-    video.add_argument("--head-model", default=None,
-                       help="compound mode: installed model for the faces (default: --model)")
-    video.add_argument("--temporal", type=_unit_interval, default=0.8,
-                       help="temporal smoothing strength 0-1; 0 = frame by frame (default 0.8)")
-    video.add_argument("--start", type=float, default=0.0, help="start of the section to cut, seconds (default 0)")
-    video.add_argument("--end", type=float, default=None, help="end of the section, seconds (default: the end)")
-    video.add_argument("--codec", default="libx264",
-                       help="video encoder: libx264 (default), libx265, libvpx-vp9 (.mkv), mpeg4, ...")
-    video.add_argument("--crf", type=int, default=18, help="quality for x264/x265/vp9, lower is better (default 18)")
-    video.add_argument("--no-audio", action="store_true", help="leave the audio out")
-    video.add_argument("--measure", action="store_true",
-                       help="also report the warping error (flicker) of input, frame-by-frame and written frames")
-    video.add_argument("--batch-size", type=int, default=None,
-                       help="frames per network call (default 8 on CUDA, 1 on the CPU)")
+    _add_model(video)
+    settings.add_arguments(video, VideoOptions)
     video.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    video.add_argument("--max-pixels", type=int, default=VIDEO_MAX_PIXELS,
-                       help=f"refuse frames with more pixels than this (default {VIDEO_MAX_PIXELS})")
-    video.add_argument("--max-seconds", type=float, default=VIDEO_MAX_SECONDS,
-                       help=f"refuse sections longer than this (default {VIDEO_MAX_SECONDS:g} s)")
-    video.add_argument("--max-frames", type=int, default=VIDEO_MAX_FRAMES,
-                       help=f"refuse sections with more frames than this (default {VIDEO_MAX_FRAMES})")
     video.set_defaults(func=cmd_video)
 
     demo = sub.add_parser("demo", help="cartoonize the bundled sample portraits into a folder")
@@ -493,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--resolutions", type=int, nargs="+", default=[512, 1024])
     bench.add_argument("--repeats", type=int, default=5, help="timed repeats per row (median reported)")
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--model", default="whitebox")
+    bench.add_argument("--model", default=DEFAULT_MODEL)
     bench.add_argument("--images", default=None, help="folder of JPEG photos for the end-to-end rows "
                                                       "(default: the sample portraits)")
     bench.add_argument("--json", default=None, help="also write the results as JSON here")
@@ -518,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="onnx", choices=["onnx", "openvino"],
                         help="onnx (default) or openvino (IR: -o DIR/NAME.xml writes NAME.xml and NAME.bin)")
     export.add_argument("-o", "--output", default="cartoonkit.onnx", help="file to write (default cartoonkit.onnx)")
-    export.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    export.add_argument("--model", default=DEFAULT_MODEL, help=f"installed model name (default {DEFAULT_MODEL})")
     export.add_argument("--dynamic", action="store_true",
                         help="free batch, height and width (multiples of 4) instead of one fixed shape")
     export.add_argument("--check-size", type=_multiple_of_4, default=256,
@@ -531,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "both orientations) run at, into the persistent cache, so that later runs start at once.")
     warmup.add_argument("--resolution", type=int, nargs="+", default=[1024],
                         help="output long side(s) to prepare (default 1024)")
-    warmup.add_argument("--model", default="whitebox", help="installed model name (default whitebox)")
+    warmup.add_argument("--model", default=DEFAULT_MODEL, help=f"installed model name (default {DEFAULT_MODEL})")
     warmup.set_defaults(func=cmd_warmup)
 
     doctor = sub.add_parser("doctor", help="what hardware is here and how cartoonkit will use it")

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .formats import OUTPUT_FORMATS, normalise_format
 from .settings import Widget, setting, validate
 
+DEFAULT_MODEL = "whitebox"
+"""The model a photo, folder or clip is cartoonized with when none is named (``--model``); its catalogue entry
+is in :mod:`cartoonkit.weights.registry`."""
 MIN_RESOLUTION, MAX_RESOLUTION = 256, 4096
 MODES = ("full", "compound")
 MIN_FACE_SIZE, MAX_FACE_SIZE = 128, 1024

@@ -35,3 +35,20 @@ class WeightImportError(ModelError):
 
 class IntegrityError(ModelError):
     """A file's sha256 does not match the checksum it must have."""
+
+
+class MissingDependencyError(CartoonkitError, ImportError):
+    """An optional package is not installed; the message names the pip extra that provides it."""
+
+
+def reason_of(exc: BaseException, *, whole: bool = False) -> str:
+    """A short human reason for ``exc``, to put in a message: its ``strerror`` where it has one (an OS error, a
+    PyAV error: "No such file or directory" rather than "[Errno 2] No such file or directory: 'x'"), else its
+    message, else its type's name.
+
+    ``whole``: its whole message on one line instead, ``strerror`` or not. For object storage: pyarrow's errors
+    carry no useful errno, and their long messages ("When initiating multiple part upload for key 'x' in bucket
+    'b': AWS Error ACCESS_DENIED during CreateMultipartUpload operation: ...") are the reason."""
+    if whole:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

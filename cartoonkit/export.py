@@ -25,7 +25,7 @@ second, and also gives a correct dynamic graph for this network (its trace-time 
 stride-2 padding is always ``(0, 1)``). Both graphs run at the same speed in ONNX Runtime.
 
 Neither graph checks its input: a size that is not a multiple of 4 fails inside ONNX Runtime or
-gives a wrong shape. :class:`cartoonkit.peers.OnnxRuntimeRunner` checks before running.
+gives a wrong shape. :class:`cartoonkit.bench.peers.OnnxRuntimeRunner` checks before running.
 
 OpenVINO IR (:func:`export_openvino`, ``cartoonkit export --format openvino``) is converted from this
 ONNX model with ``openvino.convert_model`` and saved with float32 weights; :func:`verify_openvino`
@@ -36,18 +36,17 @@ Needs the ``openvino`` extra as well as ``bench`` (for the ONNX step).
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 
-from .errors import CartoonkitError, ConfigError
+from .errors import ConfigError, MissingDependencyError
+from .extras import require
 from .network import SIZE_MULTIPLE, CartoonNetwork
 
 INPUT_NAME = "photo_bgr"
@@ -59,20 +58,6 @@ OPENVINO_EXTRA = "openvino"
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "MissingDependencyError", "export_onnx", "export_openvino", "require",
            "verify_onnx", "verify_openvino"]
-
-
-class MissingDependencyError(CartoonkitError, ImportError):
-    """An optional package is not installed; the message names the pip extra that provides it."""
-
-
-def require(module: str, purpose: str, extra: str = BENCH_EXTRA) -> ModuleType:
-    """Import an optional dependency or raise :class:`MissingDependencyError` saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{purpose} needs the optional package {module!r}, which is not installed; "
-            f"install it with: pip install 'cartoonkit[{extra}]'") from exc
 
 
 def float32_cpu_copy(network: CartoonNetwork) -> CartoonNetwork:
@@ -113,9 +98,9 @@ def export_onnx(network: CartoonNetwork, path: str | os.PathLike, *, height: int
     if dynamo and opset < DYNAMO_MIN_OPSET:
         raise ConfigError(f"opset={opset}: the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or later; "
                           "use dynamo=False (legacy TorchScript exporter) for an older opset")
-    require("onnx", "ONNX export")
+    require("onnx", "ONNX export", BENCH_EXTRA)
     if dynamo:
-        require("onnxscript", "ONNX export with torch's dynamo exporter")
+        require("onnxscript", "ONNX export with torch's dynamo exporter", BENCH_EXTRA)
 
     net = float32_cpu_copy(network)
     # Batch 2 when dynamic: torch.export specialises a dimension whose example size is 0 or 1.
@@ -176,7 +161,7 @@ def verify_onnx(path: str | os.PathLike, network: CartoonNetwork,
     ``inputs`` is one ``(N, 3, H, W)`` batch (BGR in ``[-1, 1]``) or a sequence of them, possibly of
     different sizes (which is how a dynamic export is checked).
     """
-    ort = require("onnxruntime", "Checking an ONNX export")
+    ort = require("onnxruntime", "Checking an ONNX export", BENCH_EXTRA)
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     return _max_difference(lambda x: session.run(None, {input_name: x})[0], network, inputs, "ONNX")

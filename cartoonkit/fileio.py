@@ -7,7 +7,7 @@ import errno
 import os
 import tempfile
 
-from .errors import OutputError
+from .errors import OutputError, reason_of
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -41,7 +41,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
         if isinstance(exc, Exception):
-            raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
+            raise OutputError(f"cannot write {path}: {reason_of(exc)}") from exc
         raise
 
 
@@ -63,10 +63,3 @@ def _fsync_directory(directory: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _reason(exc: BaseException) -> str:
-    """Human reason for an exception: ``strerror`` for OS errors, else the message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

@@ -1,7 +1,7 @@
 """What image files cartoonkit reads and writes, and the limits on untrusted input: no torch, no Pillow.
 
 The command line builds its ``--help`` from these before it imports anything heavy; the codecs
-themselves are in :mod:`cartoonkit.imageio`.
+themselves are in :mod:`cartoonkit.imageio` (reading) and :mod:`cartoonkit.imageencode` (writing).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest input file accepted; checked with ``os.stat`` before reading."""
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
-"""Formats :func:`~cartoonkit.imageio.encode_image` writes; ``"jpeg"`` is accepted as an alias of ``"jpg"``."""
+"""Formats :func:`~cartoonkit.imageencode.encode_image` writes; ``"jpeg"`` is accepted as an alias of ``"jpg"``."""
 
 READ_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     # Pillow's format name: (what it is, the file suffixes it comes with)

@@ -1,49 +1,13 @@
-"""What hardware is here, and the settings cartoonkit recommends for it.
+"""What the CPU here can do, read from ``/proc/cpuinfo``: its name and the instruction sets the fast paths need.
 
-Profiles hold what a data sheet says about a GPU that the recommendation uses (bfloat16 support,
-a note). The batch size is the folder runner's default, :data:`DEFAULT_BATCH_SIZE`, by device
-type. Importing this module does not import torch: the CPU checks (:func:`cpu_flags`,
-:func:`cpu_supports_fast_bf16`, ...) read ``/proc/cpuinfo``; torch is imported by the functions
-that look at devices.
+Torch-free and importing nothing of cartoonkit's, so the engine options, the compiled cache and the command line
+can all ask it. What cartoonkit recommends for the machine (``cartoonkit doctor``) is :mod:`cartoonkit.doctor`.
 """
 
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import torch
-
-# Photos per engine call when a folder is cartoonized and no --batch-size is given, by device type.
-DEFAULT_BATCH_SIZE: dict[str, int] = {"cuda": 8, "cpu": 1}
-
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    name: str
-    match: tuple[str, ...]       # substrings of torch.cuda.get_device_name()
-    bf16: bool                   # hardware bfloat16 (Ampere and newer)
-    note: str
-
-
-PROFILES: tuple[DeviceProfile, ...] = (
-    DeviceProfile("T4", ("T4",), False, "Turing: float16 only, modest bandwidth; keep batches small"),
-    DeviceProfile("RTX 3090", ("3090",), True, "Ampere consumer card"),
-    DeviceProfile("A10", ("A10",), True, "Ampere data-centre card"),
-    DeviceProfile("L4", ("L4",), True, "Ada: efficient, low bandwidth (300 GB/s)"),
-    DeviceProfile("A100", ("A100",), True, "Ampere; 40 or 80 GiB"),
-    DeviceProfile("H100", ("H100",), True, "Hopper; SXM figures (PCIe is lower)"),
-    DeviceProfile("H200", ("H200",), True, "Hopper with 141 GiB HBM3e"),
-)
-
-
-def find_profile(device_name: str) -> DeviceProfile | None:
-    # Longest match first, so "A100" is not taken for "A10".
-    candidates = [(len(m), p) for p in PROFILES for m in p.match if m.lower() in device_name.lower()]
-    return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
 def cpu_flags() -> set[str]:
@@ -77,100 +41,3 @@ def cpu_supports_fast_int8(flags: set[str] | None = None) -> bool:
     """VNNI (AVX-512 or AVX) or AMX-INT8: oneDNN's int8 convolutions multiply-add at twice the bfloat16 rate."""
     flags = cpu_flags() if flags is None else flags
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
-
-
-def measure_image_memory(device: torch.device, resolution: int, dtype: torch.dtype) -> int:
-    """Peak bytes the network needs for one ``resolution x resolution`` image, measured on a CUDA device."""
-    import torch
-
-    from .network import CartoonNetwork
-
-    network = CartoonNetwork().to(device).eval()
-    network.generator.to(dtype)
-    x = torch.zeros(1, 3, resolution, resolution, device=device)
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    with torch.inference_mode():
-        network(x)
-    torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - base
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    device: str
-    precision: str
-    batch_size: int              # the folder runner's default for this device type (DEFAULT_BATCH_SIZE)
-    compile: bool
-    reasons: tuple[str, ...]
-
-
-def recommend(device: torch.device, resolution: int = 1024) -> Recommendation:
-    """Settings for ``device`` at ``resolution``, with the reason for each."""
-    import torch
-
-    batch = DEFAULT_BATCH_SIZE.get(device.type, 1)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        profile = find_profile(name)
-        reasons = (
-            f"{name}: float16 tensor cores" + (" (bfloat16 also supported)" if profile and profile.bf16 else ""),
-            f"folders: {batch} photos per engine call (the folder default; --batch-size to change)",
-            "torch.compile pays back its start-up on folders of more than a few dozen photos",
-            profile.note if profile else "no profile for this card: the general CUDA settings",
-        )
-        return Recommendation(str(device), "float16", batch, True, reasons)
-    from .options import precision_name
-
-    fast_bf16 = cpu_supports_fast_bf16()
-    precision = precision_name("auto", "cpu")  # what --precision auto picks here now
-    reasons = (
-        f"CPU {cpu_model_name()}: " + ("AVX-512 BF16/AMX present, bfloat16 through oneDNN is about twice as "
-                                       "fast as float32 at > 40 dB PSNR" if fast_bf16 else
-                                       "no fast bfloat16 instructions, float32"),
-        f"batch {batch} (the folder default): the CPU's cores are already busy on one image; see BENCHMARKS.md "
-        "for the measured batch effect",
-        "torch.compile: small gain on CPU, not worth its start-up for a handful of photos",
-    )
-    if precision == "int8":
-        reasons += ("auto picks int8: `cartoonkit warmup` compiled it for this torch and CPU; the fastest CPU path "
-                    "at about 45 dB PSNR from float32 (a new image shape compiles once, 10-30 s, then is cached)",)
-    elif cpu_supports_fast_int8():
-        reasons += ("int8 (VNNI/AMX present) is the fastest CPU path, about 45 dB PSNR from float32: run "
-                    "`cartoonkit warmup` once and auto picks it (each image shape compiles once, 10-30 s, into a "
-                    "persistent cache), or pass --precision int8",)
-    return Recommendation("cpu", precision, batch, False, reasons)
-
-
-def describe(resolution: int = 1024) -> str:
-    import torch
-
-    flags = cpu_flags()
-    lines = [
-        f"torch {torch.__version__}, python {platform.python_version()}",
-        f"CPU: {cpu_model_name()}, {torch.get_num_threads()} threads; AVX-512: {'avx512f' in flags}, "
-        f"AVX512-BF16: {'avx512_bf16' in flags}, AMX-BF16: {'amx_bf16' in flags}, "
-        f"VNNI (int8): {cpu_supports_fast_int8(flags)}",
-    ]
-    from .runtime import KEEP_FREED_MEMORY_ENV, keep_freed_memory
-
-    lines.append("memory: freed buffers stay in the process (no page faults per call; "
-                 f"{KEEP_FREED_MEMORY_ENV}=0 turns it off)" if keep_freed_memory() else
-                 "memory: malloc as the C library has it (freed buffers go back to the kernel; slower per call)")
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            p = torch.cuda.get_device_properties(i)
-            lines.append(f"cuda:{i}: {p.name}, {p.total_memory / 2**30:.1f} GiB, "
-                         f"compute capability {p.major}.{p.minor}")
-            devices.append(torch.device(f"cuda:{i}"))
-    else:
-        lines.append("CUDA: not available; cartoonkit runs on the CPU")
-    for device in devices:
-        rec = recommend(device, resolution)
-        lines.append(f"\nrecommended on {rec.device} at {resolution}px: precision={rec.precision}, "
-                     f"folder batch size={rec.batch_size} (default), compile={'on' if rec.compile else 'off'}")
-        lines += [f"  - {r}" for r in rec.reasons]
-    lines.append("\nknown GPU profiles: " + ", ".join(p.name for p in PROFILES))
-    return "\n".join(lines)

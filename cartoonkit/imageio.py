@@ -1,15 +1,10 @@
-"""Image files in and out: bytes or path -> uint8 tensor, tensor -> encoded bytes -> file.
+"""Images in: bytes or path -> uint8 tensor. Encoding images is :mod:`cartoonkit.imageencode`; writing files,
+:func:`cartoonkit.fileio.write_atomic`.
 
-This module owns the three things that touch image files, and nothing else:
-
-* **decoding** (:func:`read_image`, :func:`decode_pil`): any common format becomes one
-  canonical layout, a contiguous CPU ``uint8`` tensor ``(3, H, W)`` in RGB plus an optional
-  ``(1, H, W)`` alpha, so no other module ever has to think about Pillow modes, EXIF
-  orientation, palettes or 16-bit data;
-* **encoding** (:func:`encode_image`): tensor -> PNG / JPEG / WEBP bytes, deterministic so
-  that the same input always gives byte-identical output;
-* **atomic writing** (:func:`write_atomic`): an output file is either the complete new
-  file or untouched, never half-written.
+**Decoding** (:func:`read_image`, :func:`decode_pil`): any common format becomes one canonical layout, a
+contiguous CPU ``uint8`` tensor ``(3, H, W)`` in RGB plus an optional ``(1, H, W)`` alpha
+(:class:`DecodedImage`), so no other module ever has to think about Pillow modes, EXIF orientation, palettes or
+16-bit data; the limits on untrusted input (size, pixels) are checked before any pixel is decoded.
 
 Every problem with an input raises :class:`~cartoonkit.errors.InvalidImageError` whose
 message starts with ``"<name>: "``; Pillow's own exceptions never escape.
@@ -31,9 +26,6 @@ Decisions worth knowing:
   :mod:`cartoonkit.colour`); an image without a profile, or with an sRGB one, is used as stored.
 * Orientation: EXIF for JPEG, PNG, WEBP, TIFF, AVIF; HEIF's and JPEG XL's own (applied by libheif and
   libjxl, which their specifications make the authority over an EXIF copy).
-* JPEG cannot store transparency, so :func:`encode_image` drops alpha for JPEG (it is
-  not composited onto a background). Every output says it is sRGB: an ICC profile in JPEG and
-  WEBP, the ``sRGB`` chunk in PNG.
 """
 
 from __future__ import annotations
@@ -49,44 +41,32 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from . import colour
-from .errors import ConfigError, InvalidImageError, OutputError
-from .fileio import write_atomic  # re-exported: callers write encoded images with it
+from .errors import InvalidImageError, reason_of
 from .formats import (  # re-exported: the torch-free half of this module
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     JXL_EXTRA,
-    OUTPUT_FORMATS,
     READ_FORMATS,
     UNSUPPORTED_PILLOW_FORMATS,
     ImageLimits,
-    extension_for,
-    normalise_format,
 )
+from .imageencode import check_rgb_alpha
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
-    "OUTPUT_FORMATS",
     "check_dimensions",
     "DecodedImage",
     "ImageLimits",
     "decode_pil",
-    "encode_image",
-    "extension_for",
-    "normalise_format",
     "read_image",
-    "write_atomic",
 ]
 
-_PILLOW_FORMAT = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
-# Largest width or height each container can store; checked so the user gets a clear error.
-_MAX_SIDE = {"png": 2**31 - 1, "jpg": 65_535, "webp": 16_383}
-_PNG_COMPRESS_LEVEL = 1  # OpenCV's default: several times faster than zlib's 6 (BENCHMARKS.md)
 _ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
 _EXIF_ORIENTATION = ExifTags.Base.Orientation
 # Formats whose decoder applies the orientation itself (HEIF's irot/imir, JPEG XL's codestream field).
@@ -130,7 +110,7 @@ class DecodedImage:
     notes: tuple[str, ...] = ()  # things the user should know about the conversion
 
     def __post_init__(self) -> None:
-        _check_rgb_alpha(self.rgb, self.alpha)
+        check_rgb_alpha(self.rgb, self.alpha)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -293,7 +273,7 @@ def _read_file(path: str | os.PathLike, name: str, limits: ImageLimits) -> bytes
     except FileNotFoundError:
         raise InvalidImageError(f"{name}: file does not exist") from None
     except (OSError, ValueError) as exc:  # ValueError: embedded NUL in the path
-        raise InvalidImageError(f"{name}: cannot access file ({_reason(exc)})") from exc
+        raise InvalidImageError(f"{name}: cannot access file ({reason_of(exc)})") from exc
     if stat.S_ISDIR(info.st_mode):
         raise InvalidImageError(f"{name}: is a directory, not an image file")
     if not stat.S_ISREG(info.st_mode):
@@ -305,7 +285,7 @@ def _read_file(path: str | os.PathLike, name: str, limits: ImageLimits) -> bytes
     except PermissionError:
         raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
     except OSError as exc:
-        raise InvalidImageError(f"{name}: cannot read file ({_reason(exc)})") from exc
+        raise InvalidImageError(f"{name}: cannot read file ({reason_of(exc)})") from exc
     _check_byte_count(len(data), name, limits)
     return data
 
@@ -366,7 +346,7 @@ def _pillow_errors(name: str, limits: ImageLimits) -> Iterator[None]:
     except MemoryError:
         raise InvalidImageError(f"{name}: not enough memory to decode this image") from None
     except Exception as exc:
-        raise InvalidImageError(f"{name}: truncated or corrupt image data ({_reason(exc)})") from exc
+        raise InvalidImageError(f"{name}: truncated or corrupt image data ({reason_of(exc)})") from exc
 
 
 def _pillow_bomb_error(
@@ -522,96 +502,3 @@ def _split_channels(array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | Non
         return rgb, None
     alpha = torch.from_numpy(array[:, :, 3]).unsqueeze(0).contiguous()
     return rgb, alpha
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def encode_image(
-    rgb: torch.Tensor,
-    alpha: torch.Tensor | None = None,
-    *,
-    format: str = "png",
-    quality: int = 95,
-) -> bytes:
-    """Encode a ``(3, H, W)`` uint8 tensor (any device) as PNG, JPEG or WEBP bytes.
-
-    PNG and WEBP keep ``alpha`` (``(1, H, W)`` uint8); JPEG has no alpha and drops it.
-    ``quality`` (1..100) is used by JPEG and WEBP; PNG is lossless and ignores it. The
-    output is deterministic: no timestamps or other varying metadata are written.
-    """
-    fmt = normalise_format(format)
-    _check_quality(quality)
-    _check_rgb_alpha(rgb, alpha)
-    height, width = rgb.shape[1:]
-    if max(width, height) > _MAX_SIDE[fmt]:
-        raise OutputError(
-            f"cannot encode a {width}x{height} image as {fmt}: it allows at most "
-            f"{_MAX_SIDE[fmt]} pixels per side; choose another output format"
-        )
-    channels = [rgb] if alpha is None or fmt == "jpg" else [rgb, alpha]
-    # Each tensor moves separately: rgb and alpha may live on different devices.
-    array = torch.cat([t.detach().to("cpu") for t in channels]).permute(1, 2, 0).contiguous()
-    buffer = io.BytesIO()
-    try:
-        Image.fromarray(array.numpy()).save(buffer, _PILLOW_FORMAT[fmt], **_save_options(fmt, quality),
-                                            **_srgb_tag(fmt))
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"cannot encode image as {fmt}: {_reason(exc)}") from exc
-    return buffer.getvalue()
-
-
-def _check_quality(quality: int) -> None:
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ConfigError(f"quality must be an integer from 1 to 100, got {quality!r}")
-
-
-def _save_options(fmt: str, quality: int) -> dict[str, object]:
-    """Pillow ``save`` options: fast (``optimize`` off) and without variable metadata."""
-    if fmt == "png":
-        return {"compress_level": _PNG_COMPRESS_LEVEL, "optimize": False}
-    if fmt == "jpg":
-        # Full-resolution colour (4:4:4) at high quality keeps cartoon edges crisp;
-        # 4:2:0 halves colour resolution, which is fine when size matters more.
-        subsampling = "4:4:4" if quality >= 90 else "4:2:0"
-        return {"quality": quality, "optimize": False, "subsampling": subsampling}
-    return {"quality": quality, "method": 4}
-
-
-def _srgb_tag(fmt: str) -> dict[str, object]:
-    """What says "sRGB" in each container: PNG's own 13-byte chunk, an ICC profile in JPEG and WEBP."""
-    if fmt == "png":
-        info = PngImagePlugin.PngInfo()
-        info.add(b"sRGB", colour.PNG_SRGB_CHUNK)
-        return {"pnginfo": info}
-    return {"icc_profile": colour.SRGB_ICC}
-
-
-def _check_rgb_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
-    """The one layout check for an (rgb, alpha) pair, shared by decoding and encoding."""
-    _check_uint8_chw(rgb, channels=3, what="rgb")
-    if alpha is not None:
-        _check_uint8_chw(alpha, channels=1, what="alpha")
-        if alpha.shape[1:] != rgb.shape[1:]:
-            raise ValueError(f"alpha is {tuple(alpha.shape)} but rgb is {tuple(rgb.shape)}")
-
-
-def _check_uint8_chw(tensor: torch.Tensor, *, channels: int, what: str) -> None:
-    """Programming errors (wrong layout) fail loudly, with the shape that was passed."""
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(tensor).__name__}")
-    if tensor.dtype != torch.uint8 or tensor.ndim != 3 or tensor.shape[0] != channels:
-        raise ValueError(
-            f"{what} must be a uint8 tensor of shape ({channels}, H, W), "
-            f"got {tensor.dtype} {tuple(tensor.shape)}"
-        )
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _reason(exc: BaseException) -> str:
-    """Human reason for an exception: ``strerror`` for OS errors, else the message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

@@ -64,8 +64,9 @@ class EngineOptions:
     cuda_graphs: bool = setting(
         False, bool, "CUDA only: compile and replay the network as CUDA graphs, one per image shape (cuts "
                      "kernel-launch overhead on small batches)", fingerprint=False)
+    # In the fingerprint: the padding reaches the pixels near the bottom and right edges through the convolutions.
     bucket: int | None = setting(None, int, "padding multiple in pixels (None: 4, or 64 when compiled)",
-                                 normalise=_check_bucket, cli=False, fingerprint=False)
+                                 normalise=_check_bucket, cli=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str):  # a torch.device is welcome; it travels as its name
@@ -86,9 +87,17 @@ class EngineOptions:
         return COMPILED_BUCKET if self.compiled else SIZE_MULTIPLE
 
     def resolved(self, device_type: str, *, int8_ok: bool = True) -> EngineOptions:
-        """These options with ``precision`` made concrete for a device (``auto`` -> the name it means there,
-        see :func:`precision_name`), so that :attr:`compiled` and :attr:`padding` describe what really runs."""
-        return replace(self, precision=precision_name(self.precision, device_type, int8_ok=int8_ok))
+        """These options made concrete for a device: ``precision`` (``auto`` -> the name it means there, see
+        :func:`precision_name`) and ``bucket`` (the :attr:`padding` that precision gives), so that they describe
+        what really runs, and the resume fingerprint records that."""
+        concrete = replace(self, precision=precision_name(self.precision, device_type, int8_ok=int8_ok))
+        return replace(concrete, bucket=concrete.padding)
+
+    def for_processes(self, device_type: str) -> EngineOptions:
+        """:meth:`resolved` for an engine in each of several processes (Ray actors, ``--workers``/``--devices``):
+        there ``auto`` never picks int8 by itself, because int8 calibrates and compiles per process (see
+        :attr:`single_process`); asked for by name, it is refused for several processes instead."""
+        return self.resolved(device_type, int8_ok=False)
 
     @property
     def single_process(self) -> str | None:
@@ -104,7 +113,7 @@ def precision_name(precision: str, device_type: str, *, int8_ok: bool = True) ->
 
     ``auto``, the fastest precision that keeps 44 dB PSNR against float32 on real photos: float16 on CUDA; on an
     x86 CPU with VNNI or AMX int8 once ``cartoonkit warmup`` has compiled it into the cache for this torch and CPU
-    (and ``int8_ok``: the folder runner's worker processes never pick it, compiled engines run in one process),
+    (and ``int8_ok``: see :meth:`EngineOptions.for_processes`),
     else bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32. ``int8`` (x86 CPUs only): the
     convolutions' precision; the rest runs as :class:`~cartoonkit.quantize.Int8Network` decides.
     """

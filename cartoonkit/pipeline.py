@@ -30,17 +30,18 @@ import torch
 
 from . import imagetypes, runtime
 from .adjustments import denoise, finish, target_size
-from .config import CartoonConfig
+from .config import DEFAULT_MODEL, CartoonConfig
 from .engine import Engine
 from .errors import ConfigError
 from .fileio import write_atomic
 from .formats import ImageLimits
-from .imageio import DecodedImage, encode_image, read_image
+from .imageencode import encode_image
+from .imageio import DecodedImage, read_image
 from .options import EngineOptions, bucket_shape
 from .settings import with_changes
 from .timing import timed
 from .transforms import blend_to_uint8, pad_to_shape, resize_long_side, resize_to
-from .weights import DEFAULT_MODEL, ModelCard, ensure_installed, load_network, resolve_pair
+from .weights import ModelCard, ensure_installed, load_network, resolve_pair
 
 FACE_STAGES = ("detect", "align", "head_network", "paste")
 """The compound mode's stages in a result's timings (the folder report sums them as ``faces``)."""

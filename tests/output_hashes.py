@@ -4,9 +4,10 @@
     python tests/output_hashes.py check  benchmarks/output-hashes-<machine>.json   # after it
 
 Runs ``cartoonkit run`` and ``cartoonkit batch``, in full and in compound mode, on every photo of
-``../shared/images`` in fresh processes (the way a user runs them) and records the sha256 of every
-output. The hashes depend on the CPU's kernels (bfloat16 on AVX-512 BF16 vs AMX), so a file is only
-comparable on the machine kind it names; that is why this is a script and not a test.
+``../shared/images``, and ``cartoonkit video`` on the shared clip, in fresh processes (the way a user runs
+them) and records the sha256 of every output. The hashes depend on the CPU's kernels (bfloat16 on AVX-512
+BF16 vs AMX), so a file is only comparable on the machine kind it names; that is why this is a script and
+not a test.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
+CLIP = ROOT.parent / "shared" / "videos" / "dct_input.mp4"
 
-# name -> (subcommand, extra flags)
+# name -> (subcommand, extra flags); video runs write one file, OUT/clip.mp4
 RUNS = {
     "run-full": ("run", []),
     "batch-full": ("batch", []),
@@ -29,6 +31,11 @@ RUNS = {
     "batch-compound": ("batch", ["--mode", "compound"]),
     "run-float32-jpg-options": ("run", ["--precision", "float32", "--format", "jpg", "--resolution", "512",
                                         "--upscale", "1.2", "--denoise", "3", "--beautify", "0.5"]),
+    "batch-run-options": ("batch", ["--precision", "float32", "--format", "jpg", "--resolution", "512",
+                                    "--batch-size", "3", "--io-threads", "1"]),
+    "video-smoothed": ("video", ["--resolution", "384", "--end", "2"]),
+    "video-options": ("video", ["--resolution", "256", "--temporal", "0.5", "--crf", "23", "--start", "1",
+                                "--end", "3", "--no-audio", "--batch-size", "2"]),
 }
 
 
@@ -68,8 +75,11 @@ def measure() -> dict:
     for name, (command, flags) in RUNS.items():
         with tempfile.TemporaryDirectory(prefix="cartoonkit-hashes-") as tmp:
             out = Path(tmp) / "out"
-            source = [str(IMAGES)]
-            args = [sys.executable, "-m", "cartoonkit", "-q", command, *source, "-o", str(out), *flags]
+            source, target = [str(IMAGES)], out
+            if command == "video":
+                out.mkdir()
+                source, target = [str(CLIP)], out / "clip.mp4"
+            args = [sys.executable, "-m", "cartoonkit", "-q", command, *source, "-o", str(target), *flags]
             subprocess.run(args, check=True, cwd=ROOT)
             result["runs"][name] = _hashes(out)
             print(f"{name}: {len(result['runs'][name])} outputs", file=sys.stderr)

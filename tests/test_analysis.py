@@ -11,7 +11,8 @@ from cartoonkit.bench.memory import PeakMemory
 from cartoonkit.bench.results import format_table
 from cartoonkit.bench.run import model_grid
 from cartoonkit.config import CartoonConfig
-from cartoonkit.imageio import encode_image, read_image
+from cartoonkit.imageencode import encode_image
+from cartoonkit.imageio import read_image
 from cartoonkit.transforms import blend_to_uint8
 
 
@@ -250,7 +251,7 @@ def test_png_level_table_matches_the_package_encoder_at_its_level():
     from PIL import Image
 
     from cartoonkit.analysis.formats import png_level_table
-    from cartoonkit.imageio import _PNG_COMPRESS_LEVEL, encode_image
+    from cartoonkit.imageencode import _PNG_COMPRESS_LEVEL, encode_image
 
     image = np.tile(np.arange(64, dtype=np.uint8)[:, None, None] * 4, (1, 96, 3))  # smooth: compresses well
     image[::7, ::5] = 255  # and some detail

@@ -28,7 +28,7 @@ def test_a_link_opens_the_dashboard_with_its_settings(models_dir):
     assert not at.exception and not at.warning
     settings = at.session_state["sidebar_settings"]
     assert (settings.config.resolution, settings.config.mode, settings.config.style_weight) == (512, "compound", 0.6)
-    assert settings.engine.precision == "float32"
+    assert settings.engine_options.precision == "float32"
     assert at.sidebar.selectbox(key="resolution").value == 512
     assert _params(at) == {"resolution": "512", "mode": "compound", "style_weight": "0.6", "precision": "float32"}
 

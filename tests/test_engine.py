@@ -142,28 +142,38 @@ def test_cuda_graph_engine_matches_eager_over_repeated_shapes(models_dir, photos
 
 
 def test_hardware_profiles_and_cpu_recommendation():
-    from cartoonkit import hardware
+    from cartoonkit import doctor, hardware
 
-    assert hardware.find_profile("NVIDIA A100-SXM4-80GB").name == "A100"
-    assert hardware.find_profile("NVIDIA A10").name == "A10"
-    assert hardware.find_profile("NVIDIA H100 80GB HBM3").name == "H100"
-    assert hardware.find_profile("Tesla T4").name == "T4"
-    assert hardware.find_profile("Some Future GPU") is None
+    assert doctor.find_profile("NVIDIA A100-SXM4-80GB").name == "A100"
+    assert doctor.find_profile("NVIDIA A10").name == "A10"
+    assert doctor.find_profile("NVIDIA H100 80GB HBM3").name == "H100"
+    assert doctor.find_profile("Tesla T4").name == "T4"
+    assert doctor.find_profile("Some Future GPU") is None
     assert hardware.cpu_supports_fast_bf16({"avx512f", "avx512_bf16"})
     assert not hardware.cpu_supports_fast_bf16({"avx2"})
     assert hardware.cpu_supports_fast_int8({"avx512f", "avx512_vnni"})
     assert not hardware.cpu_supports_fast_int8({"avx512f", "avx512_bf16"})
-    rec = hardware.recommend(torch.device("cpu"))
+    rec = doctor.recommend(torch.device("cpu"))
     assert rec.precision == ("bfloat16" if hardware.cpu_supports_fast_bf16() else "float32")
     assert rec.batch_size >= 1 and rec.reasons
     assert any("--precision int8" in r for r in rec.reasons) == hardware.cpu_supports_fast_int8()
 
 
+def test_the_recommended_batch_fits_the_free_memory():
+    from cartoonkit.doctor import MEMORY_SHARE, batch_that_fits
+
+    gib = 2**30
+    assert batch_that_fits(8, 80 * gib, 2 * gib) == 8                 # the default fits
+    assert batch_that_fits(8, 10 * gib, 2 * gib) == int(10 * MEMORY_SHARE / 2)  # 4 of 2 GiB in 8 GiB
+    assert batch_that_fits(8, 1 * gib, 2 * gib) == 1                  # one image is what there is to run
+
+
 @pytest.mark.gpu
 def test_cuda_recommendation_measures_memory():
-    from cartoonkit import hardware
+    from cartoonkit import doctor
 
     device = torch.device("cuda")
-    small, large = (hardware.measure_image_memory(device, r, torch.float16) for r in (256, 512))
+    small, large = (doctor.measure_image_memory(device, r, torch.float16) for r in (256, 512))
     assert 3 < large / small < 5  # activations scale with the pixel count
-    assert hardware.recommend(device, 1024).batch_size >= 1
+    assert doctor.recommend(device, 1024).batch_size >= 1
+    assert doctor.recommend(device, 4096).batch_size <= doctor.recommend(device, 512).batch_size

@@ -1,4 +1,5 @@
-"""Tests for cartoonkit.imageio: decoding every common input, errors, encoding, atomic writes.
+"""Tests for cartoonkit.imageio (decoding every common input, errors), cartoonkit.imageencode (encoding) and
+cartoonkit.fileio (atomic writes).
 
 All images are built here with Pillow/numpy; nothing binary is committed.
 """
@@ -22,16 +23,15 @@ from PIL import Image, ImageFile
 
 from cartoonkit import imageio
 from cartoonkit.errors import ConfigError, InvalidImageError, OutputError
+from cartoonkit.fileio import write_atomic
+from cartoonkit.formats import OUTPUT_FORMATS, extension_for
+from cartoonkit.imageencode import encode_image
 from cartoonkit.imageio import (
     DEFAULT_MAX_PIXELS,
-    OUTPUT_FORMATS,
     DecodedImage,
     ImageLimits,
     decode_pil,
-    encode_image,
-    extension_for,
     read_image,
-    write_atomic,
 )
 
 # ----------------------------------------------------------------------------- helpers

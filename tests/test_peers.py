@@ -10,6 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from cartoonkit.bench.peers import (
+    ModelRunner,
+    NaivePipeline,
+    OnnxRuntimeInt8Runner,
+    OnnxRuntimeRunner,
+    OpenVinoRunner,
+    TFLiteRunner,
+)
 from cartoonkit.errors import CartoonkitError, ConfigError
 from cartoonkit.export import (
     INPUT_NAME,
@@ -19,14 +27,6 @@ from cartoonkit.export import (
     export_openvino,
     verify_onnx,
     verify_openvino,
-)
-from cartoonkit.peers import (
-    ModelRunner,
-    NaivePipeline,
-    OnnxRuntimeInt8Runner,
-    OnnxRuntimeRunner,
-    OpenVinoRunner,
-    TFLiteRunner,
 )
 
 TRACE = (64, 64)

@@ -17,7 +17,8 @@ from PIL import Image, ImageCms
 
 from cartoonkit import colour
 from cartoonkit.errors import InvalidImageError
-from cartoonkit.imageio import ImageLimits, encode_image, jxl_size, read_image
+from cartoonkit.imageencode import encode_image
+from cartoonkit.imageio import ImageLimits, jxl_size, read_image
 
 P3 = colour.matrix_profile("Display P3 (test)", colour.DISPLAY_P3_PRIMARIES)
 ADOBE = colour.matrix_profile("Adobe RGB (1998) (test)", colour.ADOBE_RGB_PRIMARIES, gamma=colour.ADOBE_RGB_GAMMA)
@@ -298,7 +299,7 @@ def test_gpu_jpeg_path_leaves_profiles_to_the_cpu_and_tags_its_outputs():
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
 def test_the_srgb_tag_is_the_only_change_to_outputs(fmt):
     """Without its sRGB tag an output is byte for byte what the encoder wrote before outputs were tagged (the
-    options of ``imageio._save_options``): why the recorded output hashes (tests/output_hashes.py) still hold."""
+    options of ``imageencode._save_options``): why the recorded output hashes (tests/output_hashes.py) still hold."""
     from output_hashes import without_srgb_tag
 
     array = pattern(24, 32, seed=9)

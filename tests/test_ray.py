@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import image_files, run_cli, temporary_files
 
-from cartoonkit import CartoonConfig
-from cartoonkit.export import MissingDependencyError
+from cartoonkit import CartoonConfig, ConfigError
+from cartoonkit.errors import MissingDependencyError
 from cartoonkit.folder import REPORT_FILE, run_folder
 from cartoonkit.options import EngineOptions
 
@@ -166,7 +166,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_nothing_is_lost_or_doubled(ray_
 
     def run() -> None:
         try:
-            result["report"] = run_folder(src, out, CartoonConfig(resolution=256), engine="ray",
+            result["report"] = run_folder(src, out, CartoonConfig(resolution=256), backend="ray",
                                           engine_options=options, actors=2, progress=False)
         except Exception as exc:  # surfaced by the assertions below
             errors.append(exc)
@@ -294,10 +294,10 @@ def test_without_the_extra_the_error_names_it(capsys, monkeypatch, tmp_path, sha
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError, as without the package
     monkeypatch.setitem(sys.modules, "ray.data", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'cartoonkit\[ray\]'"):
-        run_folder(src, tmp_path / "api", engine="ray")
-    code, stdout, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "cli", "--engine", "ray")
+        run_folder(src, tmp_path / "api", backend="ray")
+    code, stdout, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "cli", "--backend", "ray")
     assert code == 2
-    assert stderr.strip() == ("error: --engine ray needs the optional package 'ray', which is not installed; "
+    assert stderr.strip() == ("error: --backend ray needs the optional package 'ray', which is not installed; "
                               "install it with: pip install 'cartoonkit[ray]'")
     assert not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()  # refused before anything is made
     code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "workers", "--device", "cpu", "--workers", "2")
@@ -312,12 +312,14 @@ def test_ray_settings_are_refused_with_the_local_engine_and_the_reverse(capsys, 
     src.mkdir()
     shutil.copy(shared_images / "wb_mountain4.jpg", src)
     code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "a", "--actors", "2")
-    assert code == 2 and "need engine='ray' (--engine ray)" in stderr
-    pytest.importorskip("ray")
-    code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "b", "--engine", "ray", "--workers", "2")
-    assert code == 2 and "instead of cartoonizer, devices or workers" in stderr
-    code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "c", "--engine", "ray", "--actors", "0")
-    assert code == 2 and "actors=0: must be an integer from 1 to" in stderr
+    assert code == 2 and "need backend='ray' (--backend ray)" in stderr
+    code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "b", "--backend", "ray", "--workers", "2")
+    assert code == 2 and "instead of devices or workers" in stderr
+    code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "c", "--backend", "ray", "--actors", "0")
+    assert code == 2 and "actors=0: out of range, allowed from 1 to 1024" in stderr
+    with pytest.raises(ConfigError, match="instead of cartoonizer"):
+        run_folder(src, tmp_path / "d", cartoonizer=object(), backend="ray")
+    assert not any((tmp_path / name).exists() for name in "abcd")  # refused before anything was made
 
 
 def test_object_storage_in_and_out_on_the_actors(capsys, ray_cluster, s3_store, shared_images, tmp_path):

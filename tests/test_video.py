@@ -300,14 +300,14 @@ def test_truncated_files(ck, tmp_path):
 
 
 @pytest.mark.parametrize(("limits", "message"), [
-    (VideoLimits(max_pixels=64 * 47), "3072 pixels per frame, over the limit of 3008"),
-    (VideoLimits(max_seconds=0.1), "over the limit of 0.1 s"),
-    (VideoLimits(max_frames=3), "over the limit of 3"),
+    ({"max_pixels": 64 * 47}, "3072 pixels per frame, over the limit of 3008"),
+    ({"max_seconds": 0.1}, "over the limit of 0.1 s"),
+    ({"max_frames": 3}, "over the limit of 3"),
 ])
 def test_over_the_limits(ck, tmp_path, limits, message):
     src = make_clip(tmp_path / "in.mp4", frames=6)
     with pytest.raises(InvalidVideoError, match=f"{src}: .*{message}"):
-        cartoonize_video(src, tmp_path / "out.mp4", SMALL, cartoonizer=ck, limits=limits)
+        cartoonize_video(src, tmp_path / "out.mp4", SMALL, cartoonizer=ck, **limits)
     assert not (tmp_path / "out.mp4").exists()
 
 

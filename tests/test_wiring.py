@@ -10,18 +10,31 @@ import argparse
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import cartoonkit
 from cartoonkit import CartoonConfig, ConfigError, EngineOptions
 from cartoonkit.cli import build_parser, main
 from cartoonkit.folder import STATE_FILE, run_folder
 from cartoonkit.folder.state import fingerprint
 from cartoonkit.imageio import read_image
-from cartoonkit.settings import Widget, add_arguments, declared, fingerprint_values, flag, setting
+from cartoonkit.run_options import FolderOptions, VideoOptions, run_setting
+from cartoonkit.settings import (
+    Widget,
+    add_arguments,
+    apply_changes,
+    declared,
+    fingerprint_values,
+    flag,
+    from_arguments,
+    setting,
+)
+from cartoonkit.video.temporal import TemporalSmoother
 
 RES = 256
 
@@ -89,7 +102,9 @@ def test_every_declared_setting_is_a_flag_a_widget_and_in_the_fingerprint(models
     for name in config_names + ["device", "precision", "compile", "cuda_graphs"]:
         assert flag(name) in help_text, name
     card = argparse.Namespace(name="m", weights_sha256="0")
-    assert set(config_names) <= set(fingerprint(CartoonConfig(), card, {"float32"}, 4))
+    recorded = fingerprint(card, None, CartoonConfig(), EngineOptions().resolved("cpu"), FolderOptions())
+    assert set(config_names) | {"precision", "bucket"} <= set(recorded)
+    assert not set(declared(FolderOptions)) & set(recorded)  # none of a run's options changes an output's bytes
     at = AppTest.from_file(str(paths.project_root() / "streamlit_app.py"), default_timeout=60)
     at.run()
     assert not at.exception
@@ -152,6 +167,90 @@ def test_the_int8_fingerprint_through_the_api_resumes_from_the_cli(capsys, tmp_p
         assert code == 0, capsys.readouterr().err
         code = main(["-q", "batch", str(empty), "-o", str(out), "--resume", "--resolution", str(RES)])
         assert code == 2 and "other settings" in capsys.readouterr().err  # bfloat16/float32, bucket 4
+
+
+@dataclass(frozen=True)
+class _WithSharpen(EngineOptions):
+    """EngineOptions plus a switch that changes the output, declared the one way settings are declared."""
+
+    sharpen: bool = setting(False, bool, "sharpen the network's input")
+
+
+def test_a_new_engine_switch_reaches_the_fingerprint_and_resume_refuses_a_change(tmp_path, capsys):
+    empty = tmp_path / "in"
+    empty.mkdir()
+    out = tmp_path / "out"
+    options = _WithSharpen(device="cpu", precision="float32", sharpen=True)
+    run_folder(empty, out, CartoonConfig(resolution=RES), options, progress=False)
+    recorded = json.loads((out / STATE_FILE).read_text())["settings"]
+    assert recorded["sharpen"] is True and (recorded["precision"], recorded["bucket"]) == ("float32", 4)
+    run_folder(empty, out, CartoonConfig(resolution=RES), options, resume=True, progress=False)  # the same: resumes
+    with pytest.raises(ConfigError, match="sharpen False, was True"):
+        run_folder(empty, out, CartoonConfig(resolution=RES), replace(options, sharpen=False), resume=True,
+                   progress=False)
+
+
+@dataclass(frozen=True)
+class _WithQueue(FolderOptions):
+    """FolderOptions plus one new run option."""
+
+    queue_depth: int = run_setting(2, int, "batches read ahead of the network", low=1, high=64)
+
+
+def test_a_run_option_declared_once_reaches_the_cli_the_api_and_stays_out_of_the_fingerprint(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, _WithQueue)
+    args = parser.parse_args(["--queue-depth", "5", "--batch-size", "3"])
+    assert (args.queue_depth, args.batch_size) == (5, 3) and "batches read ahead" in parser.format_help()
+    options = from_arguments(_WithQueue, args)
+    assert options.queue_depth == 5 and options.batch_size == 3
+    with pytest.raises(ConfigError, match="queue_depth=0: out of range"):
+        _WithQueue(queue_depth=0)
+    assert "queue_depth" not in fingerprint_values(options)  # a run option: no output byte depends on it
+    (_, _, changed) = apply_changes({"queue_depth": 7, "resolution": 512}, CartoonConfig(), EngineOptions(), options)
+    assert changed.queue_depth == 7
+    with pytest.raises(ConfigError, match="unknown setting.*queue_dept\\b"):
+        apply_changes({"queue_dept": 7}, CartoonConfig(), EngineOptions(), options)
+
+
+def test_run_and_video_flags_come_from_their_declarations(capsys):
+    for command, cls in (("batch", FolderOptions), ("video", VideoOptions)):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        help_text = capsys.readouterr().out
+        for name, (spec, default) in declared(cls).items():
+            if spec.cli:
+                assert flag(f"no_{name}" if default is True else name) in help_text, (command, name)
+    args = build_parser().parse_args(["video", "in.mp4", "-o", "out.mp4", "--no-audio", "--temporal", "0.5"])
+    assert from_arguments(VideoOptions, args) == VideoOptions(audio=False, temporal=0.5)
+    args = build_parser().parse_args(["batch", "in", "--devices", "cuda:0, cuda:1", "--batch-size", "4"])
+    assert from_arguments(FolderOptions, args) == FolderOptions(devices=("cuda:0", "cuda:1"), batch_size=4)
+    assert VideoOptions.temporal == TemporalSmoother().strength  # the smoother's default is the declared one
+
+
+def test_the_old_engine_flag_still_works_for_one_release_and_says_so(capsys, tmp_path):
+    (tmp_path / "in").mkdir()
+    code = main(["-q", "batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--engine", "local",
+                 "--device", "cpu", "--precision", "float32"])
+    err = capsys.readouterr().err
+    assert code == 0 and "--engine local is deprecated" in err and "use --backend local" in err
+    assert json.loads((tmp_path / "out" / "cartoonkit-report.json").read_text())["backend"] == "local"
+    code = main(["-q", "batch", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--engine", "local",
+                 "--backend", "ray"])
+    assert code == 2 and "disagree" in capsys.readouterr().err
+
+
+def test_no_import_loop_and_no_module_over_600_lines():
+    from import_graph import cycles, import_graph
+
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # it finds loops
+    package = Path(cartoonkit.__file__).parent
+    graph = import_graph(package)
+    assert "cartoonkit.options" in graph["cartoonkit.engine"]  # it sees the package's imports
+    assert cycles(graph) == []
+    long = {str(p.relative_to(package)): n for p in package.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 600}
+    assert long == {}
 
 
 @pytest.mark.parametrize("kwargs", [{"workers": 2}, {"devices": ["cpu", "cpu"]}])

@@ -55,7 +55,8 @@ def make_readme_figure(dest: str) -> None:
     import torch
 
     from ..fileio import write_atomic
-    from ..imageio import encode_image, read_image
+    from ..imageencode import encode_image
+    from ..imageio import read_image
     from ..pipeline import Cartoonizer
     from ..samples import astronaut_path
     from ..transforms import resize_long_side

@@ -1,6 +1,6 @@
 """File size, encode and decode time, and fidelity of one image per output format.
 
-Encoding and decoding go through the package's own :func:`~cartoonkit.imageio.encode_image` and
+Encoding and decoding go through the package's own :func:`~cartoonkit.imageencode.encode_image` and
 :func:`~cartoonkit.imageio.read_image`, with the options the CLI writes files with, so the numbers
 are what a user of ``cartoonkit run --format ...`` gets.
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..imageio import encode_image, normalise_format, read_image
+from ..formats import normalise_format
+from ..imageencode import encode_image
+from ..imageio import read_image
 from ..timing import median_seconds
 from .quality import psnr
 
@@ -54,7 +56,7 @@ def format_table(image: np.ndarray, formats=("png", "jpg", "webp"), quality: int
 def png_level_table(image: np.ndarray, levels=(1, 6), repeats: int = 5) -> list[dict]:
     """PNG at each zlib ``level`` for an ``(H, W, 3)`` uint8 image: ``level``, ``bytes``, ``encode_ms``.
 
-    Pillow's encoder with ``optimize`` off, as :func:`~cartoonkit.imageio.encode_image` calls it; cartoonkit
+    Pillow's encoder with ``optimize`` off, as :func:`~cartoonkit.imageencode.encode_image` calls it; cartoonkit
     writes level 1 (BENCHMARKS.md has the measurement that chose it) and Pillow's own default is 6.
     """
     from io import BytesIO

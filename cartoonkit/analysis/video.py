@@ -83,12 +83,6 @@ def sharpness_kept(r: TemporalRun) -> float:
     return float(np.mean([sharpness(written) / sharpness(raw) for _, raw, written in r.frames.values()]))
 
 
-def error_series(r: TemporalRun) -> dict[str, list[float]]:
-    """Per-frame warping errors (frame pair t-1 -> t, t from 1), by kind, for a chart."""
-    f = r.summary.flicker
-    return {"input": f.input, "frame by frame": f.frame_by_frame, f"smoothed ({r.strength:g})": f.output}
-
-
 def error_figure(runs: list[TemporalRun]):
     """A plotly line chart of the warping error per frame: the input, frame by frame, and each smoothed run."""
     import plotly.graph_objects as go

@@ -2,7 +2,7 @@
 
 :func:`run_walkthrough` times, in one process on the same photos, the path a photo takes from a JPEG
 file to a PNG file as each optimisation is switched on in turn, with the functions of
-:mod:`cartoonkit.bench.run` (the naive pipeline of :mod:`cartoonkit.peers`, ``bench_end_to_end`` for the
+:mod:`cartoonkit.bench.run` (the naive pipeline of :mod:`cartoonkit.bench.peers`, ``bench_end_to_end`` for the
 engine switches of :data:`cartoonkit.bench.variants.VARIANTS`) and :func:`cartoonkit.folder.run_folder` for the
 pipelined folder runner. Every row says what was timed *before* and *after* its step, so each gain is
 measured, not inferred. The GPU-only steps (nvJPEG codecs, CUDA graphs) are measured on their own,
@@ -22,7 +22,7 @@ import torch
 
 from ..bench.run import bench_end_to_end, bench_model
 from ..bench.variants import VARIANTS
-from ..config import CartoonConfig
+from ..config import DEFAULT_MODEL, CartoonConfig
 from ..engine import resolve_device
 from ..fileio import write_atomic
 from ..imageio import read_image
@@ -90,8 +90,8 @@ def _copy_inputs(files: Sequence[Path], folder: Path) -> None:
 
 
 def naive_ms(model: str, files: Sequence[Path], resolution: int, repeats: int, device: torch.device) -> float:
-    """:class:`~cartoonkit.peers.NaivePipeline` file to file on ``device``, ms per photo (one warm-up pass)."""
-    from ..peers import NaivePipeline
+    """:class:`~cartoonkit.bench.peers.NaivePipeline` file to file on ``device``, ms per photo (one warm-up pass)."""
+    from ..bench.peers import NaivePipeline
 
     naive = NaivePipeline.from_model(model, device)
     with tempfile.TemporaryDirectory(prefix="cartoonkit-walk-") as tmp:
@@ -142,7 +142,7 @@ def codec_ms(files: Sequence[Path], device: str | torch.device = "cuda", repeats
     """JPEG decode and encode, ms per photo, with Pillow on the CPU and with nvJPEG on ``device`` (CUDA)."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
-    from ..imageio import encode_image
+    from ..imageencode import encode_image
 
     device = torch.device(device)
     data = [torch.frombuffer(bytearray(Path(f).read_bytes()), dtype=torch.uint8) for f in files]
@@ -176,7 +176,7 @@ def _row(step: str, measured: str, before: float | None, after: float | None, na
 
 def run_walkthrough(files: Sequence[Path], resolution: int, repeats: int = 1, *, compile: bool = True,
                     batch_size: int = 4, bucket: int = 64, device: str | torch.device = "auto",
-                    model: str = "whitebox", gpu_steps: bool = True,
+                    model: str = DEFAULT_MODEL, gpu_steps: bool = True,
                     echo: Callable[[str], None] | None = print) -> list[dict]:
     """Measure every step of :data:`STEPS` in order; one dict (:class:`StepRow` fields) per step.
 

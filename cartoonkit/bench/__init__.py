@@ -4,8 +4,10 @@
 - :mod:`~cartoonkit.bench.results`: the typed schema of a result (``BenchResult``, ``BenchRow``,
   ``CompoundRow``), read leniently from JSON, and ``format_table``;
 - :mod:`~cartoonkit.bench.run`: the measurements (``run_benchmarks``, ``model_grid``, ``bench_*``);
-- :mod:`~cartoonkit.bench.memory`: ``PeakMemory``; :mod:`~cartoonkit.bench.images`: ``square_photo``, ``psnr``.
+- :mod:`~cartoonkit.bench.memory`: ``PeakMemory``; :mod:`~cartoonkit.bench.images`: ``square_photo``, ``psnr``;
+- :mod:`~cartoonkit.bench.peers`: the peers, other ways to run the network (the naive PIL + eager pipeline,
+  ONNX Runtime, OpenVINO, TFLite) behind one ``run``.
 
 Import names from their module. This package, ``variants`` and ``results`` import no torch (``cartoonkit
---help`` lists the variants, the dashboard reads results); ``run``, ``memory`` and ``images`` do.
+--help`` lists the variants, the dashboard reads results); ``run``, ``memory``, ``images`` and ``peers`` do.
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import CartoonConfig
+from ..config import DEFAULT_MODEL, CartoonConfig
 from ..engine import resolve_device
 from ..hardware import cpu_flags
 from ..imageio import read_image
@@ -131,15 +131,16 @@ def bench_peers(model: str, photo: torch.Tensor, resolutions: list[int], repeats
     """Model-alone rows of the other runtimes, each with its PSNR against eager float32.
 
     On our ONNX export (parity-checked against PyTorch at every resolution): ONNX Runtime float32 and int8
-    (:class:`~cartoonkit.peers.OnnxRuntimeInt8Runner`, with cartoonkit's float layers and with every
-    convolution in int8), OpenVINO float32, bfloat16 and int8 (:class:`~cartoonkit.peers.OpenVinoRunner`);
+    (:class:`~cartoonkit.bench.peers.OnnxRuntimeInt8Runner`, with cartoonkit's float layers and with every
+    convolution in int8), OpenVINO float32, bfloat16 and int8 (:class:`~cartoonkit.bench.peers.OpenVinoRunner`);
     then the TFLite interpreter (224 only). A peer whose package is missing is skipped with one line through
     ``echo`` (default: stderr) naming the extra that installs it; the run goes on.
     """
-    from ..export import MissingDependencyError, export_onnx, verify_onnx
-    from ..peers import OnnxRuntimeInt8Runner, OnnxRuntimeRunner, OpenVinoRunner, TFLiteRunner
+    from ..errors import MissingDependencyError
+    from ..export import export_onnx, verify_onnx
     from ..transforms import rgb_uint8_to_network
     from ..weights import load_network
+    from .peers import OnnxRuntimeInt8Runner, OnnxRuntimeRunner, OpenVinoRunner, TFLiteRunner
 
     if echo is None:
         import sys
@@ -239,7 +240,7 @@ def bench_compound(cartoonizer: Cartoonizer, photos: dict[str, Path], resolution
 
 def bench_naive_end_to_end(model: str, files: list[Path], resolution: int, repeats: int) -> BenchRow:
     """The pipeline as commonly deployed (PIL decode, float32 eager, batch 1, PIL encode), file in, file out."""
-    from ..peers import NaivePipeline
+    from .peers import NaivePipeline
 
     naive = NaivePipeline.from_model(model)
     with tempfile.TemporaryDirectory(prefix="cartoonkit-bench-") as tmp:
@@ -252,7 +253,7 @@ def bench_naive_end_to_end(model: str, files: list[Path], resolution: int, repea
                     repeats, len(files))
 
 
-def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto", model: str = "whitebox",
+def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto", model: str = DEFAULT_MODEL,
                    output: Path | None = None, images: str | None = None, variants: list[str] | None = None,
                    batch_sizes: list[int] | None = None, end_to_end: bool = True, peers: bool = False,
                    end_to_end_count: int | None = None, compound: dict[str, Path] | None = None,
@@ -287,7 +288,7 @@ def run_benchmarks(resolutions: list[int], repeats: int = 5, device: str = "auto
     if peers:
         from ..weights.registry import KNOWN_MODELS, find_local_source
 
-        tflite = find_local_source(KNOWN_MODELS["whitebox"]) if model == "whitebox" else None
+        tflite = find_local_source(KNOWN_MODELS[model]) if model == DEFAULT_MODEL else None  # its TFLite original
         peer_rows, checks = bench_peers(model, photo, resolutions, repeats, references, tflite)
         rows += peer_rows
         if end_to_end:

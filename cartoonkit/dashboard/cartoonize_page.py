@@ -16,7 +16,7 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
     also goes into the session gallery, marked as made on ``page``. False when nothing ran."""
     try:
         config = settings.config
-        cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
     except Exception as exc:  # a missing model or device: say so, keep the page alive
         st.error(str(exc))
         st.session_state.pop(job_key, None)
@@ -56,7 +56,8 @@ def _make_landing_example() -> tuple[np.ndarray, np.ndarray] | None:
         photo = sample_photos()[0]
         name, data = photo.name, photo.read_bytes()
         settings = common.Settings.of(resolution=LANDING_RESOLUTION)
-        outcome = common.process_one(name, data, settings, common.load_cartoonizer(settings.model, settings.engine))
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
+        outcome = common.process_one(name, data, settings, cartoonizer)
     except Exception:  # noqa: BLE001 (the landing page must render without it)
         return None
     return None if outcome.error else (outcome.before, outcome.after)

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 
 from .. import settings as declarations
-from ..config import CartoonConfig
+from ..config import DEFAULT_MODEL, CartoonConfig
 from ..errors import CartoonkitError
 from ..formats import IMAGE_SUFFIXES, READ_FORMAT_NAMES, ImageLimits, extension_for
 from ..imageio import read_image
 from ..options import EngineOptions
 from ..pipeline import Cartoonizer, CartoonResult
 from ..transforms import resize_to
-from ..weights import DEFAULT_MODEL, installed_models
+from ..weights import installed_models
 from . import jobs, warm
 
 MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
@@ -39,7 +39,7 @@ class Settings:
 
     model: str = DEFAULT_MODEL
     config: CartoonConfig = CartoonConfig()
-    engine: EngineOptions = EngineOptions()
+    engine_options: EngineOptions = EngineOptions()
     # Not part of what a result was made with: changing it never marks results as stale.
     time_limit_s: float = field(default=jobs.DEFAULT_TIME_LIMIT_S, compare=False)
 
@@ -51,24 +51,21 @@ class Settings:
     def changed(self, **changes) -> Settings:
         """These settings with some changed by flat name (``model``, any CartoonConfig or EngineOptions field,
         ``time_limit_s``); a bad value raises ConfigError, an unknown name names the settings there are."""
-        config_changes = {k: v for k, v in changes.items() if k in declarations.declared(CartoonConfig)}
-        engine_changes = {k: v for k, v in changes.items() if k in declarations.declared(EngineOptions)}
-        rest = {k: v for k, v in changes.items() if k not in config_changes and k not in engine_changes}
-        own = {k: v for k, v in rest.items() if k in ("model", "time_limit_s")}
-        declarations.with_changes(self.config, {k: v for k, v in rest.items() if k not in own})  # names unknowns
-        return replace(self, config=replace(self.config, **config_changes),
-                       engine=replace(self.engine, **engine_changes), **own)
+        own = {k: v for k, v in changes.items() if k in ("model", "time_limit_s")}
+        declared_changes = {k: v for k, v in changes.items() if k not in own}
+        config, engine_options = declarations.apply_changes(declared_changes, self.config, self.engine_options)
+        return replace(self, config=config, engine_options=engine_options, **own)
 
     def value(self, name: str):
         """A setting by flat name (see :meth:`changed`)."""
-        for holder in (self.config, self.engine):
+        for holder in (self.config, self.engine_options):
             if name in declarations.declared(holder):
                 return getattr(holder, name)
         return getattr(self, name)
 
     def flat(self) -> dict:
         """Every setting by flat name, the model first: what a result was made with."""
-        return {"model": self.model, **asdict(self.config), **asdict(self.engine)}
+        return {"model": self.model, **asdict(self.config), **asdict(self.engine_options)}
 
 
 @dataclass
@@ -92,19 +89,21 @@ def model_choices() -> list[str]:
     return names or [DEFAULT_MODEL]
 
 
-def load_cartoonizer(model: str, engine: EngineOptions, head_model: str | None = None) -> Cartoonizer:
+def load_cartoonizer(model: str, engine_options: EngineOptions, head_model: str | None = None) -> Cartoonizer:
     """The warm model for these settings, created once per process (``st.cache_resource``).
 
     Whether int8 is prepared is part of the key: once the background warm-up (:mod:`.warm`) has compiled
     it, ``auto`` settings get a new, int8 engine instead of the one made before."""
     from ..options import int8_prepared
 
-    return _cached_cartoonizer(model, engine, head_model, int8_prepared() if engine.precision == "auto" else None)
+    int8_ready = int8_prepared() if engine_options.precision == "auto" else None
+    return _cached_cartoonizer(model, engine_options, head_model, int8_ready)
 
 
-def _make_cartoonizer(model: str, engine: EngineOptions, head_model: str | None,
+def _make_cartoonizer(model: str, engine_options: EngineOptions, head_model: str | None,
                       int8_ready: bool | None = None) -> Cartoonizer:
-    return Cartoonizer.from_pretrained(model, engine_options=engine, head_model=head_model, limits=ImageLimits())
+    return Cartoonizer.from_pretrained(model, engine_options=engine_options, head_model=head_model,
+                                       limits=ImageLimits())
 
 
 try:  # cached per process when Streamlit is present; plain function otherwise
@@ -145,7 +144,7 @@ def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoon
 def process_uploads(files: list[tuple[str, bytes]], settings: Settings,
                     cartoonizer: Cartoonizer | None = None) -> list[Outcome]:
     """Process every ``(name, bytes)``; a bad file gives an error outcome and the others still run."""
-    cartoonizer = cartoonizer or load_cartoonizer(settings.model, settings.engine)
+    cartoonizer = cartoonizer or load_cartoonizer(settings.model, settings.engine_options)
     config = settings.config
     with MODEL_LOCK:
         return [process_one(name, data, settings, cartoonizer, config) for name, data in files]
@@ -181,7 +180,7 @@ def sidebar(st) -> Settings:
     chosen: dict = {}
     sections: dict = {}
     config = CartoonConfig(**draw_settings(sb, CartoonConfig, chosen, sections, st.session_state))
-    engine = EngineOptions(**draw_settings(sb, EngineOptions, chosen, sections, st.session_state))
+    engine_options = EngineOptions(**draw_settings(sb, EngineOptions, chosen, sections, st.session_state))
     time_limit = sb.number_input("Time limit per request (s)", min_value=jobs.MIN_TIME_LIMIT_S,
                                  max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
@@ -190,7 +189,7 @@ def sidebar(st) -> Settings:
         sb.caption(warm_line)
     sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
                "images over 64 megapixels are refused.")
-    return Settings(model=model, config=config, engine=engine, time_limit_s=float(time_limit))
+    return Settings(model=model, config=config, engine_options=engine_options, time_limit_s=float(time_limit))
 
 
 SETTINGS_KEY = "sidebar_settings"
@@ -206,10 +205,12 @@ def current_settings(st) -> Settings:
     return st.session_state.get(SETTINGS_KEY) or Settings()
 
 
-def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=None) -> dict:
-    """One widget per declared setting of ``cls`` that has a :class:`~cartoonkit.settings.Widget`, keyed by the
-    setting's name, in declaration order; returns ``{name: value}`` (and adds them to ``chosen``, which
-    ``enabled_when`` predicates read). Settings without a widget keep their defaults.
+def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=None, *,
+                  only: tuple[str, ...] | None = None, key_prefix: str = "") -> dict:
+    """One widget per declared setting of ``cls`` that has a :class:`~cartoonkit.settings.Widget` (those in
+    ``only``, if given), keyed by ``key_prefix`` and the setting's name, in declaration order; returns
+    ``{name: value}`` (and adds them to ``chosen``, which ``enabled_when`` predicates read). Settings without a
+    widget keep their defaults. ``where`` may be the sidebar or a column of the page.
 
     ``state``: the session state; a widget whose value is already there (from an earlier run, or seeded from a
     shared link by :mod:`.share`) is drawn without a default, so Streamlit takes the state's value."""
@@ -217,7 +218,7 @@ def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=
     values = {}
     for name, (spec, default) in declarations.declared(cls).items():
         widget = spec.widget
-        if widget is None:
+        if widget is None or (only is not None and name not in only):
             continue
         if widget.section is None:
             place = where
@@ -225,19 +226,23 @@ def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=
             place = sections.get(widget.section) or sections.setdefault(widget.section, where.expander(widget.section))
         options = widget.options() if callable(widget.options) else (widget.options or spec.choices)
         disabled = widget.enabled_when is not None and not widget.enabled_when(chosen)
-        common = dict(key=name, help=spec.help, disabled=disabled)
-        seeded = state is not None and name in state
+        key = key_prefix + name
+        common = dict(key=key, help=spec.help, disabled=disabled)
+        seeded = state is not None and key in state
+        start = default if widget.value is None else widget.value
         if widget.kind == "slider":
             value = place.slider(widget.label, spec.kind(spec.low), spec.kind(spec.high),
-                                 **({} if seeded else {"value": default}), step=spec.kind(widget.step), **common)
+                                 **({} if seeded else {"value": start}), step=spec.kind(widget.step), **common)
         elif widget.kind == "select":
-            index = {} if seeded else {"index": list(options).index(default)}
+            index = {} if seeded else {"index": list(options).index(start)}
             value = place.selectbox(widget.label, options, **index, **common)
         elif widget.kind == "radio":
-            value = place.radio(widget.label, options, **({} if seeded else {"index": list(options).index(default)}),
+            value = place.radio(widget.label, options, **({} if seeded else {"index": list(options).index(start)}),
                                 horizontal=True, **common)
         elif widget.kind == "select_slider":
-            value = place.select_slider(widget.label, options, **({} if seeded else {"value": default}), **common)
+            value = place.select_slider(widget.label, options, **({} if seeded else {"value": start}), **common)
+        elif widget.kind == "checkbox":
+            value = place.checkbox(widget.label, **({} if seeded else {"value": start}), **common)
         else:
             raise ValueError(f"{name}: unknown widget kind {widget.kind!r}")
         if spec.kind is float:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .. import analysis
-from ..imageio import DecodedImage, encode_image, read_image
+from ..imageencode import encode_image
+from ..imageio import DecodedImage, read_image
 from ..options import PRECISIONS
 from . import common
 
@@ -81,7 +82,7 @@ def cell_settings(columns: tuple[str, list], rows: tuple[str, list] | None = Non
 def make_cell(decoded: DecodedImage, changes: dict, settings: common.Settings) -> Cell:
     """One cell: the sidebar's settings with this cell's ``changes``; the model for them is loaded once."""
     chosen = settings.changed(**changes)
-    cartoonizer = common.load_cartoonizer(chosen.model, chosen.engine)
+    cartoonizer = common.load_cartoonizer(chosen.model, chosen.engine_options)
     start = time.perf_counter()
     result = cartoonizer.process(decoded, chosen.config)
     return Cell(tuple(changes.items()), common.to_numpy(result.rgb), time.perf_counter() - start)
@@ -161,7 +162,7 @@ def start(st, name: str, data: bytes, columns: tuple[str, list], rows: tuple[str
     try:
         for changes in cells:  # a bad setting: one message, before any cell
             settings.changed(**changes)
-        cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
     except Exception as exc:  # bad image, bad setting or missing model: the message names it
         st.error(str(exc))

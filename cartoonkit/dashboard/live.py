@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..run_options import VideoOptions
+
 LADDER = (256, 320, 384, 512, 768, 1024)
 """Long sides the live view may run at (256 is the smallest the network is meant for)."""
 ADAPT_EVERY = 8       # frames between two decisions, so that one slow frame does not move it
@@ -44,7 +46,8 @@ class LiveCartoonizer:
     with (``1 / fps wanted``); ``lock``: held around each frame (the dashboard's model lock, shared by sessions)."""
 
     def __init__(self, cartoonizer, config, *, resolution: int = 320, adaptive: bool = True,
-                 temporal: float = 0.8, budget_s: float = 1 / 8, lock=None, max_resolution: int = LADDER[-1]):
+                 temporal: float = VideoOptions.temporal, budget_s: float = 1 / 8, lock=None,
+                 max_resolution: int = LADDER[-1]):
         from ..video.temporal import TemporalSmoother
 
         self.cartoonizer, self.config = cartoonizer, config

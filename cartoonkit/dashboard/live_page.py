@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..run_options import VideoOptions
 from . import common, live
 
 STATS_EVERY_S = 1.0
@@ -40,21 +41,22 @@ def render(st, settings: common.Settings) -> None:
         st.error(f"The Live page needs streamlit-webrtc ({exc}): pip install 'cartoonkit[live]'")
         return
 
-    on_gpu = settings.engine.device.startswith("cuda")
+    on_gpu = settings.engine_options.device.startswith("cuda")
     left, middle, right = st.columns(3)
     start_resolution = left.select_slider("Start resolution (px)", live.LADDER, value=512 if on_gpu else 320,
                                           key="live_resolution")
     adaptive = middle.toggle("Adapt the resolution to keep up", value=True, key="live_adaptive")
-    temporal = right.slider("Temporal smoothing", 0.0, 1.0, 0.8, 0.05, key="live_temporal",
-                            help="0 = each frame on its own; see the Video page and docs/video.md")
+    # The clip's smoothing setting, declared once (VideoOptions.temporal); its own key: the Live page's value.
+    temporal = common.draw_settings(right, VideoOptions, {}, state=st.session_state, only=("temporal",),
+                                    key_prefix="live_")["temporal"]
     wanted_fps = 15 if on_gpu else 8
     try:
-        cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
     except Exception as exc:  # a missing model or device: say so, keep the page
         st.error(str(exc))
         return
     # One per viewer, made again when its settings change (the stream then restarts from fresh statistics).
-    wanted = (settings.model, settings.config, settings.engine, start_resolution, adaptive, temporal)
+    wanted = (settings.model, settings.config, settings.engine_options, start_resolution, adaptive, temporal)
     held = st.session_state.get(LIVE_KEY)
     if held is None or held[0] != wanted:
         processor = live.LiveCartoonizer(cartoonizer, settings.config, resolution=start_resolution,

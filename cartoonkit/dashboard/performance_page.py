@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .. import hardware, paths
+from .. import doctor, hardware, paths
 from ..bench.results import BenchResult, save_json
 from ..bench.variants import VARIANTS
 from . import common
@@ -73,9 +73,9 @@ def run_short_benchmark(settings: common.Settings) -> tuple[str, dict]:
 
     name = time.strftime("dashboard-%Y%m%d-%H%M%S")
     with common.MODEL_LOCK:  # alone on the machine, or the numbers mean little
-        result = run_benchmarks(SHORT_RESOLUTIONS, repeats=1, device=settings.engine.device, model=settings.model,
-                                variants=SHORT_VARIANTS, batch_sizes=SHORT_BATCHES, end_to_end=False,
-                                print_table=False)
+        result = run_benchmarks(SHORT_RESOLUTIONS, repeats=1, device=settings.engine_options.device,
+                                model=settings.model, variants=SHORT_VARIANTS, batch_sizes=SHORT_BATCHES,
+                                end_to_end=False, print_table=False)
     return name, result
 
 
@@ -265,7 +265,7 @@ def render(st, settings: common.Settings) -> None:
     st.markdown(f"**`precision auto` picks here:** {precision_name('auto', 'cpu')} on the CPU"
                 + (" (run `cartoonkit warmup`, or let the dashboard's background warm-up finish, for int8)"
                    if precision_name('auto', 'cpu') != "int8" and hardware.cpu_supports_fast_int8() else ""))
-    st.code(hardware.describe(), language=None, wrap_lines=True)
+    st.code(doctor.describe(), language=None, wrap_lines=True)
 
     st.subheader("Run a short benchmark here")
     st.caption(f"Network alone at {SHORT_RESOLUTIONS[0]} px, batch {' and '.join(map(str, SHORT_BATCHES))}, "

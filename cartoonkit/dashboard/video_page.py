@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import paths
+from ..run_options import VideoOptions
 from . import common, jobs
 
 JOB_KEY = "video_job"
@@ -47,11 +48,12 @@ def preview_indices(total: int | None, count: int = PREVIEWS) -> set[int]:
     return {round(i * (total - 1) / max(count - 1, 1)) for i in range(count)}
 
 
-def cartoonize_clip(name: str, data: bytes | None, source: Path | None, settings: common.Settings, temporal: float,
-                    seconds: float, measure: bool, progress=None, should_stop=None) -> VideoOutcome | None:
-    """Cartoonize one clip (``data`` uploaded, or the file ``source``) into MP4 bytes; None when stopped.
+def cartoonize_clip(name: str, data: bytes | None, source: Path | None, settings: common.Settings,
+                    options: VideoOptions, progress=None, should_stop=None) -> VideoOutcome | None:
+    """Cartoonize one clip (``data`` uploaded, or the file ``source``) into MP4 bytes with the run ``options``
+    (their section and limits are the page's: at most :data:`MAX_SECONDS`); None when stopped.
     No Streamlit in here: the page passes its progress bar in as ``progress(done, total)``."""
-    from ..video import VideoLimits, cartoonize_video, expected_frames, open_input, probe
+    from ..video import cartoonize_video, expected_frames, open_input, probe
 
     folder = tempfile.mkdtemp(prefix="cartoonkit-video-")
     try:
@@ -60,9 +62,9 @@ def cartoonize_clip(name: str, data: bytes | None, source: Path | None, settings
             source = Path(folder) / "in" / (Path(name).name or "clip.mp4")
             source.parent.mkdir()
             source.write_bytes(data)
-        limits = VideoLimits(max_seconds=MAX_SECONDS)
+        options = replace(options, max_seconds=min(options.max_seconds, MAX_SECONDS))
         with open_input(source) as container:
-            total = expected_frames(probe(container, name, limits), 0.0, seconds)
+            total = expected_frames(probe(container, name, options.limits), options.start, options.end)
         wanted = preview_indices(total)
         previews: list[tuple[int, np.ndarray, np.ndarray]] = []
 
@@ -70,12 +72,12 @@ def cartoonize_clip(name: str, data: bytes | None, source: Path | None, settings
             if index in wanted:  # the writer thread: only a list append here
                 previews.append((index, _at_size(photo, written.shape), written.copy()))
 
-        cartoonizer = common.load_cartoonizer(settings.model, settings.engine)
+        cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
         out = Path(folder) / (Path(name).stem + "-cartoon.mp4")
         with common.MODEL_LOCK:
-            summary = cartoonize_video(source, out, settings.config, cartoonizer=cartoonizer, temporal=temporal,
-                                       end=seconds, measure=measure, limits=limits, progress=progress,
-                                       should_stop=should_stop, on_frame=keep)
+            summary = cartoonize_video(source, out, settings.config, settings.engine_options, options,
+                                       cartoonizer=cartoonizer, progress=progress, should_stop=should_stop,
+                                       on_frame=keep)
         if summary.stopped:
             return None
         summary.src = name  # not the temporary copy's path
@@ -101,12 +103,12 @@ def render(st, settings: common.Settings) -> None:
     sample = sample_clip()
     use_sample = sample is not None and st.checkbox(f"Use the sample clip ({sample.name})", key="video_use_sample")
     left, middle, right = st.columns(3)
-    temporal = left.slider("Temporal smoothing", 0.0, 1.0, 0.8, 0.05, key="video_temporal",
-                           help="0 = frame by frame; more pulls each frame towards the previous one along the "
-                                "motion, where the input did not change")
+    chosen: dict = {}  # the clip's options, from their declarations (VideoOptions); the section is the page's
+    common.draw_settings(left, VideoOptions, chosen, state=st.session_state, only=("temporal",), key_prefix="video_")
     seconds = middle.number_input("Seconds to process", 0.2, MAX_SECONDS, 5.0, 0.2, key="video_seconds",
                                   help="from the start of the clip")
-    measure = right.checkbox("Measure flicker (warping error)", value=True, key="video_measure")
+    common.draw_settings(right, VideoOptions, chosen, state=st.session_state, only=("measure",), key_prefix="video_")
+    options = VideoOptions(**chosen, end=float(seconds))
     run, stop = common.run_buttons(st, "Cartoonize clip", "video_run", "video_stop")
     common.settle(st, JOB_KEY, stop)
     if run:
@@ -114,7 +116,7 @@ def render(st, settings: common.Settings) -> None:
             st.warning("Upload a clip or tick 'Use the sample clip' first.")
             st.session_state.pop(JOB_KEY, None)
         else:
-            _run(st, upload, sample if upload is None else None, settings, temporal, float(seconds), measure)
+            _run(st, upload, sample if upload is None else None, settings, options)
     job = st.session_state.get(JOB_KEY)
     if job is None:
         return
@@ -128,8 +130,7 @@ def render(st, settings: common.Settings) -> None:
         show_outcome(st, outcome)
 
 
-def _run(st, upload, sample: Path | None, settings: common.Settings, temporal: float, seconds: float,
-         measure: bool) -> None:
+def _run(st, upload, sample: Path | None, settings: common.Settings, options: VideoOptions) -> None:
     name = upload.name if upload is not None else sample.name
     bar = st.progress(0.0, text=f"{name}: starting")
     job = jobs.Job(total=1, settings=settings, limit_s=settings.time_limit_s, labels=[name])
@@ -151,7 +152,7 @@ def _run(st, upload, sample: Path | None, settings: common.Settings, temporal: f
 
     try:
         outcome = cartoonize_clip(name, upload.getvalue() if upload is not None else None, sample, settings,
-                                  temporal, seconds, measure, progress, should_stop)
+                                  options, progress, should_stop)
         if outcome is not None:
             job.results.append(outcome)
             job.state = "done"

@@ -5,9 +5,10 @@
 * :mod:`.plan`: which files there are and where each output goes (also ``cartoonkit run``'s planner);
 * :mod:`.state`: the settings fingerprint, journal and lock that make ``--resume`` safe;
 * :mod:`.stream`: readers -> engine -> writers on one device, through ``Cartoonizer.process_many``;
-* :mod:`.workers`: one process, or one spawned process per device, and the rules for which engines may split;
+* :mod:`.workers`: the stream in this process, and the rules for which engines may run in several processes;
 * :mod:`.gpu_codecs`: nvJPEG decoding and encoding on CUDA;
-* :mod:`.ray_engine`: ``engine="ray"``: the same tasks on a pool of Ray actors, on this machine or a cluster;
+* :mod:`.ray_engine`: ``backend="ray"`` (and ``workers``/``devices``): the same tasks on a pool of Ray actors, on
+  this machine or a cluster;
 * :mod:`.report`: what happened to every file, and the JSON report.
 """
 
@@ -17,53 +18,46 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from .. import __version__
-from ..config import CartoonConfig
+from ..config import DEFAULT_MODEL, CartoonConfig
 from ..engine import resolve_device
 from ..errors import ConfigError, OutputError
-from ..formats import ImageLimits
-from ..hardware import DEFAULT_BATCH_SIZE
 from ..options import EngineOptions
+from ..run_options import FolderOptions, batch_size_for
+from ..settings import apply_changes
 from . import storage
 from .account import KEPT
 from .plan import inside, plan_outputs, remove_leftovers, scan_tree, split_done
 from .report import REPORT_FILE, STAGES, FolderReport, ReportSink, record_failure
 from .state import JOURNAL_FILE, LOCK_FILE, STATE_FILE, decide_mode, fingerprint, locked, write_json
 from .storage import location
-from .workers import MAX_WORKERS, process_devices, run_here
+from .workers import process_devices, run_here
 
-__all__ = ["JOURNAL_FILE", "LOCK_FILE", "REPORT_FILE", "STAGES", "STATE_FILE", "FolderReport", "run_folder"]
+__all__ = ["JOURNAL_FILE", "LOCK_FILE", "REPORT_FILE", "STAGES", "STATE_FILE", "FolderOptions", "FolderReport",
+           "run_folder"]
 
-DEFAULT_MODEL = "whitebox"
 
-
-def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: CartoonConfig = CartoonConfig(), *,
-               cartoonizer=None, model: str = DEFAULT_MODEL, head_model: str | None = None,
-               engine_options: EngineOptions = EngineOptions(), devices: Sequence[str] | None = None,
-               workers: int = 1, limits: ImageLimits | None = None, batch_size: int | None = None,
-               io_threads: int | None = None, resume: bool = False, overwrite: bool = False,
-               report_path: str | os.PathLike | None = None, progress: bool = True,
-               echo: Callable[[str], None] | None = None, engine: str = "local", ray_address: str | None = None,
-               actors: int | None = None, gpus_per_actor: float | None = None) -> FolderReport:
+def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: CartoonConfig = CartoonConfig(),
+               engine_options: EngineOptions = EngineOptions(), run_options: FolderOptions = FolderOptions(), *,
+               cartoonizer=None, model: str = DEFAULT_MODEL, head_model: str | None = None, progress: bool = True,
+               echo: Callable[[str], None] | None = None, **settings) -> FolderReport:
     """Cartoonize every image under ``in_dir`` (recursively) into ``out_dir``, keeping the layout.
 
-    ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer` to use in this process (then ``model``,
-    ``head_model`` and ``engine_options`` come from it); otherwise one is made from those. ``devices``: one
-    process per device (``["cuda:0", "cuda:1"]``); ``workers``: that many CPU processes, the CPU threads
-    divided between them (compiled and int8 engines run in one process). More than one process means Ray
-    actors on this machine, as ``engine="ray"`` with ``actors`` (needs the ``ray`` extra). ``batch_size``:
-    photos per engine call (default 8 on CUDA, 1 on the CPU). ``io_threads``: reader and writer threads each.
-    ``resume``: continue the run recorded in ``out_dir`` (its settings must match); ``overwrite``: replace existing
-    outputs. ``report_path``: where the JSON report goes (default ``out_dir/cartoonkit-report.json``).
-    ``echo`` receives one line per failed file as it happens (default: above the progress bar, on stderr).
+    Three objects say how: ``config`` (:class:`~cartoonkit.config.CartoonConfig`, the picture), ``engine_options``
+    (:class:`~cartoonkit.options.EngineOptions`, how the network runs) and ``run_options``
+    (:class:`~cartoonkit.run_options.FolderOptions`: batch size, I/O threads, processes, the backend and its Ray
+    settings, resume, overwrite, the report's path, the input limits; each field's help says what it does).
+    ``**settings`` changes any of their fields by name on top (``batch_size=4, resume=True, resolution=512``).
 
-    ``engine="ray"`` runs the files on Ray actors (:mod:`.ray_engine`, needs the ``ray`` extra): ``ray_address``
-    ``None`` starts a Ray instance on this machine for the run (or uses the one this process started),
-    ``"auto"``/``"HOST:PORT"`` joins a cluster; ``actors`` (default one per GPU, or one per node on CPUs) and
-    ``gpus_per_actor`` (default 1 when the device is CUDA). Planning, resume and the report are the same.
+    ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer` to use in this process (then ``model``,
+    ``head_model`` and ``engine_options`` come from it); otherwise one is made from those. More than one process
+    (``workers``, ``devices``) means Ray actors on this machine, as ``backend="ray"`` (needs the ``ray`` extra).
+    ``progress``: the progress bar on stderr; ``echo`` receives one line per failed file as it happens (default:
+    above the progress bar, on stderr).
 
     Raises :class:`~cartoonkit.errors.CartoonkitError` when the run cannot start (bad setting, unusable
     folder, settings differ from the recorded run, another run holds the folder). Per-file problems and a
@@ -71,57 +65,54 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     """
     wall_start = time.perf_counter()
     started = _now()
+    config, engine_options, run_options = apply_changes(settings, config, engine_options, run_options)
     in_dir, out_dir = location(in_dir), location(out_dir)  # a local folder, or object storage (storage.py)
     echo = echo or _tqdm_echo
-    _check_count("workers", workers, MAX_WORKERS)
-    if io_threads is not None:
-        _check_count("io_threads", io_threads, 64)
-    if batch_size is not None:
-        _check_count("batch_size", batch_size, 4096)
-    if engine not in ("local", "ray"):
-        raise ConfigError(f"engine={engine!r}: must be local or ray")
     ray_settings = None
-    if engine == "ray":
+    if run_options.backend == "ray":
         from .ray_engine import RaySettings, require_ray
 
-        if cartoonizer is not None or devices or workers != 1:
-            raise ConfigError("engine='ray': the actors build their own models and Ray places them; "
-                              "give actors (and gpus_per_actor) instead of cartoonizer, devices or workers")
-        ray_settings = RaySettings(ray_address, actors, gpus_per_actor)
+        if cartoonizer is not None:
+            raise ConfigError("backend='ray': the actors build their own models; give model and engine_options "
+                              "instead of cartoonizer")
+        ray_settings = RaySettings(run_options.address, run_options.actors, run_options.gpus_per_actor)
         ray_settings.check()
         require_ray()  # before the model is installed: a missing extra is the first thing to hear about
-    elif ray_address is not None or actors is not None or gpus_per_actor is not None:
-        raise ConfigError("ray_address, actors and gpus_per_actor (--address, --actors, --gpus-per-actor) need "
-                          "engine='ray' (--engine ray)")
-    elif devices or workers != 1:
-        ray_settings = _processes_on_ray(engine_options, devices, workers, cartoonizer)
+    elif run_options.devices or run_options.workers != 1:
+        ray_settings = _processes_on_ray(engine_options, run_options, cartoonizer)
     if not storage.is_folder(in_dir):
         raise ConfigError(f"{in_dir}: no such folder; `batch` takes one folder (use `run` for files)")
     if storage.same_place(in_dir, out_dir):
         raise ConfigError(f"-o {out_dir}: is the input folder; choose another output folder")
 
-    # The device of this process's stream, or the kind of device the actors run on.
+    # The device of this process's stream, or the kind of device the actors run on, and the engine options as
+    # they run there (the caller's warm engine's, or those each process resolves), for the fingerprint.
     if ray_settings is not None:
         import torch
 
         device = torch.device(ray_settings.device_type(engine_options))
+        engine_options = replace(engine_options, device=device.type).for_processes(device.type)
+        running = engine_options
+    elif cartoonizer is not None:
+        device, running = cartoonizer.device, cartoonizer.engine.options
     else:
-        device = cartoonizer.device if cartoonizer is not None else resolve_device(engine_options.device)
-    limits = limits or (cartoonizer.limits if cartoonizer is not None else ImageLimits())
-    settings = _fingerprint(config, cartoonizer, model, head_model, engine_options, device,
-                            int8_ok=ray_settings is None)
-    batch_size = batch_size or DEFAULT_BATCH_SIZE["cuda" if device.type == "cuda" else "cpu"]
-    io_threads = io_threads or max(1, min(4, os.cpu_count() or 1))
+        device = resolve_device(engine_options.device)
+        running = engine_options.resolved(device.type)
+    limits = run_options.limits
+    settings = _fingerprint(config, running, run_options, cartoonizer, model, head_model)
+    batch_size = batch_size_for(run_options.batch_size, device.type)
+    io_threads = run_options.io_threads or max(1, min(4, os.cpu_count() or 1))
 
     storage.prepare_output(out_dir)
     report = FolderReport(in_dir=in_dir, out_dir=out_dir, settings=settings, devices=[str(device)],
-                          engine="ray" if ray_settings else "local", batch_size=batch_size, started=started)
+                          backend="ray" if ray_settings else "local", batch_size=batch_size, started=started)
 
     def fail(name: str, reason: str) -> None:
         record_failure(report, echo, name, reason)
 
     with locked(out_dir):
-        mode, journal_keys, run_id, report.resumed = decide_mode(out_dir, settings, resume, overwrite)
+        mode, journal_keys, run_id, report.resumed = decide_mode(out_dir, settings, run_options.resume,
+                                                                 run_options.overwrite)
         found = _scan(in_dir, out_dir, fail, report)
         report.found = len(found)
         tasks = plan_outputs(found, out_dir, config.format, fail)
@@ -170,7 +161,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
             with contextlib.suppress(OutputError, OSError):
                 write_json(out_dir / STATE_FILE, {**state, "complete": True, "finished": report.finished})
                 storage.remove(journal_path)
-        report_file = location(report_path) if report_path else out_dir / REPORT_FILE
+        report_file = location(run_options.report) if run_options.report else out_dir / REPORT_FILE
         try:
             write_json(report_file, report.to_json())
             report.report_path = report_file
@@ -179,13 +170,13 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     return report
 
 
-def _processes_on_ray(engine_options, devices, workers, cartoonizer):
+def _processes_on_ray(engine_options: EngineOptions, run_options: FolderOptions, cartoonizer):
     """``workers`` CPU processes, or one process per device, on this machine: Ray actors on a Ray started for
     the run (the one code path for more than one process: docs/scaling.md says why the in-house pool went).
     The rules for which engines may split are the local ones (:func:`.workers.process_devices`)."""
     from .ray_engine import RaySettings, require_ray
 
-    plan = process_devices(engine_options, devices, workers, cartoonizer)
+    plan = process_devices(engine_options, run_options.devices, run_options.workers, cartoonizer)
     kinds = {d.type for d in plan}
     if len(kinds) > 1:
         raise ConfigError(f"--devices {','.join(map(str, plan))}: give devices of one kind (all cuda or all cpu); "
@@ -224,26 +215,21 @@ def _run_on_ray(tasks, report, sink, ray_settings, wall_start, *, device_type, *
         remove_leftovers({report.out_dir, *(t.dst.parent for t in tasks)})
 
 
-def _fingerprint(config, cartoonizer, model, head_model, engine_options, device, int8_ok: bool) -> dict:
-    """The settings fingerprint from the engine that runs: the caller's, or the one every process will build
-    (the rule the engine applies: :meth:`EngineOptions.resolved`, then its padding)."""
+def _fingerprint(config: CartoonConfig, engine_options: EngineOptions, run_options: FolderOptions, cartoonizer,
+                 model: str, head_model: str | None) -> dict:
+    """The settings fingerprint of the run: every object's declared settings (``engine_options`` as they run,
+    resolved) and the model that runs, the caller's or the one every process will build."""
     from .. import weights
 
     if cartoonizer is not None:
-        engine = cartoonizer.engine
-        head = weights.ensure_installed(cartoonizer.head_model) if cartoonizer.head_model else None
-        return fingerprint(config, cartoonizer.model_card, {engine.precision}, engine.bucket, head)
-    model, pair_head = weights.resolve_pair(model)
-    head_model = head_model or pair_head
-    card = weights.ensure_installed(model)  # installs a known model once, before any worker starts
-    head = weights.ensure_installed(head_model) if head_model and head_model != card.name else None
-    resolved = engine_options.resolved(device.type, int8_ok=int8_ok)
-    return fingerprint(config, card, {resolved.precision}, resolved.padding, head)
-
-
-def _check_count(name: str, value, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise ConfigError(f"{name}={value!r}: must be an integer from 1 to {high}")
+        card, head_model = cartoonizer.model_card, cartoonizer.head_model
+        head = weights.ensure_installed(head_model) if head_model else None
+    else:
+        model, pair_head = weights.resolve_pair(model)
+        head_model = head_model or pair_head
+        card = weights.ensure_installed(model)  # installs a known model once, before any worker starts
+        head = weights.ensure_installed(head_model) if head_model and head_model != card.name else None
+    return fingerprint(card, head, config, engine_options, run_options)
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -10,9 +10,10 @@ image, unsupported image type, hidden, link not followed, ...), ``failed`` (with
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import PurePath
 
-from ..formats import VIDEO_SUFFIXES
+from ..formats import VIDEO_SUFFIXES, suffix_kind
 
 STATUSES = ("done", "kept", "skipped", "failed", "not processed", "folder")
 
@@ -45,6 +46,22 @@ def not_image_reason(name: str) -> str:
     if suffix in VIDEO_SUFFIXES:
         return f"{suffix} is a video: `cartoonkit video` cartoonizes clips"
     return f"{suffix} is not an image extension cartoonkit reads"
+
+
+def skip_by_suffix(path, skip: Callable[[str, str, str], None], link: bool = False) -> bool:
+    """Skip a file whose suffix is not one cartoonkit reads (saying what it is); True when skipped.
+
+    ``path``: a local path or an object (anything with ``.suffix`` and ``.name``, named by ``str()``);
+    ``skip``: the planner's ``skip(name, kind, reason)``."""
+    kind, why = suffix_kind(path.suffix)
+    if kind == "image":
+        return False
+    what = "symbolic link to a file: " if link else ""
+    if kind == "unsupported":
+        skip(str(path), UNSUPPORTED, f"{what}{path.suffix.lower()}: {why}")
+    else:
+        skip(str(path), NOT_IMAGE, what + not_image_reason(path.name))
+    return True
 
 
 class Account:

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..formats import READ_FORMAT_NAMES, extension_for, suffix_kind
+from ..errors import reason_of
+from ..formats import READ_FORMAT_NAMES, extension_for
 from . import account
-from .reasons import os_reason
+from .account import skip_by_suffix
 from .storage import ObjectPath, is_object
 
 log = logging.getLogger(__name__)
@@ -51,19 +52,6 @@ class Task:
         return str(self.src)
 
 
-def skip_by_suffix(path: Path, skip: Skip, link: bool = False) -> bool:
-    """Skip a file whose suffix is not one cartoonkit reads (saying what it is); True when skipped."""
-    kind, why = suffix_kind(path.suffix)
-    if kind == "image":
-        return False
-    what = "symbolic link to a file: " if link else ""
-    if kind == "unsupported":
-        skip(str(path), account.UNSUPPORTED, f"{what}{path.suffix.lower()}: {why}")
-    else:
-        skip(str(path), account.NOT_IMAGE, what + account.not_image_reason(path.name))
-    return True
-
-
 def scan_tree(in_dir: Path, skip_dirs: set[str], fail: Fail, skip: Skip,
               folder: Callable[[str], None] = lambda name: None) -> Found:
     """Image files under ``in_dir`` (recursively) with their relative paths, sorted; never follows folder links.
@@ -77,7 +65,7 @@ def scan_tree(in_dir: Path, skip_dirs: set[str], fail: Fail, skip: Skip,
             with os.scandir(where) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            fail(str(where), f"cannot list this folder ({os_reason(exc)})")
+            fail(str(where), f"cannot list this folder ({reason_of(exc)})")
             continue
         if rel.parts:
             folder(str(where))
@@ -118,7 +106,7 @@ def scan_tree(in_dir: Path, skip_dirs: set[str], fail: Fail, skip: Skip,
                 else:
                     skip(str(path), account.SPECIAL, "not a regular file (a pipe, socket or device)")
             except OSError as exc:
-                fail(str(path), f"cannot access ({os_reason(exc)})")
+                fail(str(path), f"cannot access ({reason_of(exc)})")
         stack.extend(reversed(subfolders))
     return sorted(found, key=lambda item: item[1].parts)
 
@@ -134,7 +122,7 @@ def collect_inputs(inputs: list[str], fail: Fail, skip: Skip = lambda name, kind
             try:
                 entries = sorted(path.iterdir())
             except OSError as exc:
-                fail(str(path), f"cannot list this folder ({os_reason(exc)})")
+                fail(str(path), f"cannot list this folder ({reason_of(exc)})")
                 continue
             files = []
             for p in entries:
@@ -155,7 +143,7 @@ def collect_inputs(inputs: list[str], fail: Fail, skip: Skip = lambda name, kind
                     else:
                         files.append(p)
                 except OSError as exc:
-                    fail(str(p), f"cannot access ({os_reason(exc)})")
+                    fail(str(p), f"cannot access ({reason_of(exc)})")
             if not files:
                 log.warning("%s: folder has no image files (%s)", path, READ_FORMAT_NAMES)
             found.extend((p, PurePosixPath(p.name)) for p in files)

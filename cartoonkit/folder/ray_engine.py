@@ -1,4 +1,4 @@
-"""``cartoonkit batch --engine ray``: the folder run's files cartoonized by a pool of Ray actors, on this machine
+"""``cartoonkit batch --backend ray``: the folder run's files cartoonized by a pool of Ray actors, on this machine
 or across a cluster.
 
 The driver (this process) keeps everything that decides *what* is done: listing, the skip-what-is-done rule,
@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +59,11 @@ saves the memory Ray would otherwise reserve (30 % of RAM by default)."""
 ROWS_PER_CALL = 4
 """Files per actor call at the least: enough that Ray's per-call cost (a few ms) is small against a photo's, few
 enough that an actor killed mid-call costs little work done twice."""
-MAX_ACTORS = 1024
 
 
-def require_ray(purpose: str = "--engine ray"):
-    """``ray`` with Ray Data, or a :class:`~cartoonkit.export.MissingDependencyError` naming the extra."""
-    from ..export import require
+def require_ray(purpose: str = "--backend ray"):
+    """``ray`` with Ray Data, or a :class:`~cartoonkit.errors.MissingDependencyError` naming the extra."""
+    from ..extras import require
 
     ray = require("ray", purpose, RAY_EXTRA)
     require("ray.data", purpose, RAY_EXTRA)
@@ -96,14 +95,10 @@ class RaySettings:
         return "cuda" if engine_options.device.startswith("cuda") else "cpu"
 
     def check(self) -> None:
-        if self.actors is not None and (isinstance(self.actors, bool) or not isinstance(self.actors, int)
-                                        or not 1 <= self.actors <= MAX_ACTORS):
-            raise ConfigError(f"actors={self.actors!r}: must be an integer from 1 to {MAX_ACTORS}")
-        if self.gpus_per_actor is not None and not (isinstance(self.gpus_per_actor, (int, float))
-                                                    and 0 <= self.gpus_per_actor <= 8):
-            raise ConfigError(f"gpus_per_actor={self.gpus_per_actor!r}: must be a number from 0 to 8")
+        """A cluster address that nobody answers at fails here, before the folder is planned and the bar drawn
+        (the numbers were checked by :class:`~cartoonkit.run_options.FolderOptions`)."""
         if self.address is not None:
-            _reachable(self.address)  # before the folder is planned and the bar drawn
+            _reachable(self.address)
 
 
 class DriverWatch:
@@ -148,7 +143,7 @@ def connected(settings: RaySettings):
                 ray.init(address=settings.address, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {settings.address}" if settings.address else "a local Ray instance"
-            raise ConfigError(f"--engine ray: cannot start or reach {where}: {exc}") from exc
+            raise ConfigError(f"--backend ray: cannot start or reach {where}: {exc}") from exc
         started = True
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the run's own bar counts images; Ray's per-operator bars would clutter
@@ -202,7 +197,7 @@ def pool_shape(ray, settings: RaySettings, device_type: str) -> tuple[int, float
     if device_type == "cuda":
         per_actor = 1.0 if settings.gpus_per_actor is None else float(settings.gpus_per_actor)
         if gpus < per_actor:
-            raise ConfigError(f"--engine ray on CUDA: the Ray cluster has {gpus:g} GPU(s), each actor needs "
+            raise ConfigError(f"--backend ray on CUDA: the Ray cluster has {gpus:g} GPU(s), each actor needs "
                               f"{per_actor:g}; use --gpus-per-actor 0 for CPU actors")
         actors = settings.actors or max(1, int(gpus // per_actor))
         # The cores go to the GPU actors' readers and writers: PNG encoding alone takes ~155 ms of a core per
@@ -297,10 +292,9 @@ class _Rows:
 def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySettings, ray, model: str,
             head_model: str | None, engine_options: EngineOptions, limits: ImageLimits, config: CartoonConfig,
             batch_size: int, journal: Path | None, device_type: str, shape: tuple[int, float, float]) -> None:
-    """Cartoonize ``tasks`` on the actor pool; every file's outcome goes to ``sink`` as its row arrives."""
+    """Cartoonize ``tasks`` on the actor pool; every file's outcome goes to ``sink`` as its row arrives.
+    ``engine_options``: as every actor runs them (:meth:`~cartoonkit.options.EngineOptions.for_processes`)."""
     actors, cpus, gpus = shape
-    options = replace(engine_options, device="cuda" if device_type == "cuda" else "cpu")
-    options = options.resolved(device_type, int8_ok=False)  # as for worker processes: one engine per process
     by_key = {t.key: t for t in tasks}
     # On CUDA a call's stream overlaps reading with the GPU only inside the call: give it several batches.
     rows_per_call = 4 if device_type == "cuda" else 1
@@ -309,7 +303,7 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
                                   override_num_blocks=max(1, min(len(tasks), actors * 8)))
     results = dataset.map_batches(
         CartoonActor, fn_constructor_kwargs={
-            "model": model, "head_model": head_model, "engine_options": options, "limits": limits,
+            "model": model, "head_model": head_model, "engine_options": engine_options, "limits": limits,
             "config": config, "batch_size": batch_size, "threads": max(1, int(cpus)),
             "io_threads": max(1, min(16 if device_type == "cuda" else 4, int(cpus))),
             "journal": describe(journal) if journal else None, "driver": DriverWatch.here()},

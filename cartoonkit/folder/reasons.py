@@ -29,10 +29,6 @@ def strip_name(message: str, name: str) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def os_reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
 _FAILURE_KINDS = (  # (words in the reason, the kind the report counts it under); the first match wins
     ("file is empty", "empty file"),
     ("not an image", "not an image (by content)"),

@@ -31,7 +31,7 @@ class FolderReport:
     out_dir: Path | ObjectPath
     settings: dict[str, Any]
     devices: list[str]
-    engine: str = "local"        # what ran the files: "local" (this process) or "ray" (actors)
+    backend: str = "local"       # what ran the files: "local" (this process) or "ray" (actors)
     workers: int = 1
     batch_size: int = 1
     found: int = 0
@@ -97,7 +97,7 @@ class FolderReport:
             "input": str(self.in_dir),
             "output": str(self.out_dir),
             "settings": self.settings,
-            "engine": self.engine,
+            "backend": self.backend,
             "devices": self.devices,
             "workers": self.workers,
             "batch_size": self.batch_size,

@@ -1,10 +1,9 @@
 """What a folder run leaves in ``OUT_DIR`` to be resumed: the settings fingerprint, the journal, the lock.
 
 * ``OUT_DIR/.cartoonkit-batch.json`` records the settings. A later run with other settings into the same
-  folder is refused (``--overwrite`` starts over). The fingerprint is made from the
-  :class:`~cartoonkit.config.CartoonConfig` (every declared setting that changes an output's bytes) and from
-  the engine actually built (its precision and padding bucket), so it cannot forget a setting or disagree
-  with what ran.
+  folder is refused (``--overwrite`` starts over). The fingerprint is made from the declarations of every
+  settings object of the run (each setting that changes an output's bytes), with the engine's options as they
+  really run (precision and padding bucket resolved), so it cannot forget a setting or disagree with what ran.
 * An interrupted ``overwrite`` run keeps a journal of the outputs it already replaced, so ``resume``
   replaces exactly the rest.
 * One run at a time per ``OUT_DIR`` (an advisory lock that goes with the process, even on ``kill -9``; not on
@@ -25,11 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import CartoonConfig
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, reason_of
 from ..settings import fingerprint_values
 from . import storage
-from .reasons import os_reason
 from .storage import ObjectPath
 
 try:
@@ -44,16 +41,20 @@ JOURNAL_FILE = ".cartoonkit-batch.journal"
 LOCK_FILE = ".cartoonkit-batch.lock"
 
 
-def fingerprint(config: CartoonConfig, model_card, precisions: set[str], bucket: int,
-                head_card=None) -> dict[str, Any]:
-    """Everything that decides an output's pixels: a resumed run must have the same.
+def fingerprint(model_card, head_card, *settings_objects) -> dict[str, Any]:
+    """Everything that decides an output's bytes: a resumed run must have the same.
 
-    ``precisions``: the precision of the engine of each process (``{"bfloat16"}``); ``bucket``: its padding;
-    ``head_card``: the head model's card when compound mode uses another model for faces."""
-    compound = config.mode == "compound"
-    return {**fingerprint_values(config), "model": model_card.name, "model_sha256": model_card.weights_sha256,
-            "head_model": head_card.name if compound and head_card is not None else None,
-            "precision": "+".join(sorted(precisions)), "bucket": bucket}
+    Every declared setting of ``settings_objects`` (the :class:`~cartoonkit.config.CartoonConfig`, the
+    :class:`~cartoonkit.options.EngineOptions` as the engine runs them, resolved, and the
+    :class:`~cartoonkit.run_options.FolderOptions`) that its declaration keeps in the fingerprint
+    (:func:`~cartoonkit.settings.fingerprint_values`), plus the model's name and weights, and the head model's
+    name when compound mode uses another model for faces (``head_card``)."""
+    values: dict[str, Any] = {}
+    for settings in settings_objects:
+        values.update(fingerprint_values(settings))
+    compound = values.get("mode") == "compound"
+    return {**values, "model": model_card.name, "model_sha256": model_card.weights_sha256,
+            "head_model": head_card.name if compound and head_card is not None else None}
 
 
 def decide_mode(out_dir: Path, settings: dict, resume: bool, overwrite: bool) -> tuple[str, set[str], str, bool]:
@@ -112,7 +113,7 @@ class Journal:
         try:
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise OutputError(f"cannot write {path}: {os_reason(exc)}") from exc
+            raise OutputError(f"cannot write {path}: {reason_of(exc)}") from exc
 
     @classmethod
     @contextlib.contextmanager
@@ -131,7 +132,7 @@ class Journal:
         try:
             os.write(self.fd, (json.dumps(key) + "\n").encode())  # one write: whole lines even from many processes
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from exc
+            raise OutputError(f"cannot write {self.path}: {reason_of(exc)}") from exc
 
 
 def read_journal(path: Path | ObjectPath) -> set[str]:
@@ -161,7 +162,7 @@ def locked(out_dir: Path | ObjectPath) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise OutputError(f"cannot write to the output folder {out_dir}: {os_reason(exc)}") from exc
+        raise OutputError(f"cannot write to the output folder {out_dir}: {reason_of(exc)}") from exc
     try:
         if fcntl is not None:
             try:

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError, InvalidImageError, OutputError
+from ..errors import ConfigError, InvalidImageError, OutputError, reason_of
 from ..fileio import write_atomic
 from ..formats import ImageLimits
 from . import account
-from .reasons import os_reason
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def _filesystem(scheme: str, netloc: str, query: str):
         filesystem, _ = pyarrow.fs.FileSystem.from_uri(uri)
     except Exception as exc:  # pyarrow.lib.ArrowInvalid for a scheme it does not know, OSError for the rest
         raise ConfigError(f"{scheme}://{netloc.rpartition('@')[2]}: pyarrow.fs cannot open this store "
-                          f"({_reason(exc)})") from None
+                          f"({reason_of(exc, whole=True)})") from None
     return filesystem
 
 
@@ -156,7 +155,7 @@ def is_folder(path: Path | ObjectPath) -> bool:
     try:
         return path.filesystem.get_file_info(path.path).type == pyarrow.fs.FileType.Directory
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be listed ({_reason(exc)})") from None
+        raise ConfigError(f"{path}: cannot be listed ({reason_of(exc, whole=True)})") from None
 
 
 def same_place(a: Path | ObjectPath, b: Path | ObjectPath) -> bool:
@@ -173,14 +172,14 @@ def prepare_output(out_dir: Path | ObjectPath) -> None:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create the output folder {out_dir}: {os_reason(exc)}") from exc
+            raise OutputError(f"cannot create the output folder {out_dir}: {reason_of(exc)}") from exc
         return
     import pyarrow.fs
 
     try:
         found = out_dir.filesystem.get_file_info(out_dir.bucket).type != pyarrow.fs.FileType.NotFound
     except OSError as exc:
-        raise OutputError(f"cannot reach the output bucket of {out_dir}: {_reason(exc)}") from None
+        raise OutputError(f"cannot reach the output bucket of {out_dir}: {reason_of(exc, whole=True)}") from None
     if not found:
         raise OutputError(f"{out_dir}: the bucket {out_dir.bucket!r} does not exist; create it first")
 
@@ -193,12 +192,10 @@ def scan_objects(in_dir: ObjectPath, skip_prefix: ObjectPath | None, fail: Calla
     searched to ``folder``. ``skip_prefix``: the output prefix, when it lies inside the input."""
     import pyarrow.fs
 
-    from .plan import skip_by_suffix
-
     try:
         infos = in_dir.filesystem.get_file_info(pyarrow.fs.FileSelector(in_dir.path, recursive=True))
     except OSError as exc:
-        fail(str(in_dir), f"cannot list this folder ({_reason(exc)})")
+        fail(str(in_dir), f"cannot list this folder ({reason_of(exc, whole=True)})")
         return []
     found = []
     hidden: set[str] = set()  # prefixes already reported as hidden folders
@@ -225,7 +222,7 @@ def scan_objects(in_dir: ObjectPath, skip_prefix: ObjectPath | None, fail: Calla
                 skip(str(obj), account.HIDDEN_FILE, "hidden file: not taken for a photo")
         elif is_dir:
             folder(str(obj))
-        elif not skip_by_suffix(obj, skip):  # it reads only .suffix and .name, and names the object by str()
+        elif not account.skip_by_suffix(obj, skip):  # it reads only .suffix and .name, and names the object by str()
             found.append((obj, PurePosixPath(rel)))
     return found
 
@@ -245,7 +242,7 @@ def existing(out_dir: Path | ObjectPath) -> Callable[[Path | ObjectPath], bool]:
         infos = out_dir.filesystem.get_file_info(pyarrow.fs.FileSelector(out_dir.path, recursive=True,
                                                                          allow_not_found=True))
     except OSError as exc:
-        raise OutputError(f"cannot list the output folder {out_dir}: {_reason(exc)}") from None
+        raise OutputError(f"cannot list the output folder {out_dir}: {reason_of(exc, whole=True)}") from None
     there = {info.path for info in infos if info.type == pyarrow.fs.FileType.File}
     return lambda path: path.path in there
 
@@ -270,7 +267,7 @@ def read_input(path: Path | ObjectPath, name: str, limits: ImageLimits) -> bytes
     except OSError as exc:
         if is_object(path) and "ACCESS_DENIED" in str(exc):  # pyarrow's S3 errors carry no errno
             raise InvalidImageError(f"{name}: permission denied (file is not readable)") from None
-        reason = _reason(exc) if is_object(path) else os_reason(exc)
+        reason = reason_of(exc, whole=is_object(path))
         raise InvalidImageError(f"{name}: cannot read file ({reason})") from exc
 
 
@@ -291,7 +288,7 @@ def write_output(path: Path | ObjectPath, data: bytes) -> None:
         with path.filesystem.open_output_stream(path.path) as stream:
             stream.write(data)
     except OSError as exc:
-        reason = _reason(exc)
+        reason = reason_of(exc, whole=True)
         cause = OSError(errno.EACCES, reason) if _store_refuses(reason) else exc
         raise OutputError(f"cannot write {path}: {reason}") from cause
 
@@ -356,9 +353,3 @@ def read_object_journal(path: ObjectPath) -> set[str]:
 def _store_refuses(reason: str) -> bool:
     return any(words in reason for words in ("ACCESS_DENIED", "NO_SUCH_BUCKET", "Forbidden", "AccessDenied",
                                              "PERMISSION_DENIED"))
-
-
-def _reason(exc: BaseException) -> str:
-    # pyarrow's messages are long ("When initiating multiple part upload for key 'x' in bucket 'b': AWS Error
-    # ACCESS_DENIED during CreateMultipartUpload operation: ..."): keep them, on one line.
-    return " ".join(str(exc).split()) or type(exc).__name__

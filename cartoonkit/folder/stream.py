@@ -33,7 +33,8 @@ import torch
 from ..config import CartoonConfig
 from ..errors import InvalidImageError, OutputError
 from ..formats import ImageLimits
-from ..imageio import DecodedImage, encode_image, read_image
+from ..imageencode import encode_image
+from ..imageio import DecodedImage, read_image
 from ..pipeline import FACE_STAGES, Cartoonizer, NetworkInput
 from . import gpu_codecs, storage
 from .plan import Task

@@ -26,8 +26,6 @@ from .report import FolderReport
 from .state import Journal
 from .stream import Stream
 
-MAX_WORKERS = 64
-
 
 def process_devices(engine_options: EngineOptions, devices: Sequence[str | torch.device] | None, workers: int,
                     cartoonizer: Cartoonizer | None) -> list[torch.device]:
@@ -39,8 +37,6 @@ def process_devices(engine_options: EngineOptions, devices: Sequence[str | torch
                               "engine_options instead")
         return [cartoonizer.device]
     if devices:
-        if workers != 1:
-            raise ConfigError(f"workers={workers}: give either --devices (one process per device) or --workers")
         plan = [resolve_device(d) for d in devices]
     else:
         resolved = resolve_device(engine_options.device)
@@ -48,7 +44,7 @@ def process_devices(engine_options: EngineOptions, devices: Sequence[str | torch
             raise ConfigError(f"workers={workers}: --workers starts CPU processes; on CUDA one process per GPU is "
                               "fastest: use --devices cuda:0,cuda:1")
         plan = [resolved] * workers
-    if len(plan) > 1 and (why := engine_options.resolved(plan[0].type, int8_ok=False).single_process):
+    if len(plan) > 1 and (why := engine_options.for_processes(plan[0].type).single_process):
         raise ConfigError(f"{why}; drop --workers/--devices")
     return plan
 

@@ -21,7 +21,6 @@ from ..errors import OutputError
 from .probe import InvalidVideoError, VideoInfo, open_input, require_av
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-DEFAULT_CODEC, DEFAULT_CRF = "libx264", 18
 AUDIO_LEAD = 1.0  # seconds of audio muxed ahead of the video, so the muxer interleaves without buffering much
 
 
@@ -48,11 +47,13 @@ def pad_even(rgb: np.ndarray) -> np.ndarray:
 
 class VideoWriter:
     """One output clip. ``write`` frames in order, then ``close`` (renames into place) or ``abort`` (removes
-    the temporary file). ``start`` seconds are taken off every time stamp, video and audio, so a cut section
-    starts at 0; ``end`` bounds the copied audio; ``threads``: the encoder's, 0 for as many as it likes."""
+    the temporary file). ``codec``/``crf``: the encoder and its quality (their defaults are
+    :class:`~cartoonkit.run_options.VideoOptions`'); ``start`` seconds are taken off every time stamp, video and
+    audio, so a cut section starts at 0; ``end`` bounds the copied audio; ``threads``: the encoder's, 0 for as
+    many as it likes."""
 
     def __init__(self, dst: str | os.PathLike, info: VideoInfo, width: int, height: int, *,
-                 codec: str = DEFAULT_CODEC, crf: int = DEFAULT_CRF, start: float = 0.0, end: float | None = None,
+                 codec: str, crf: int, start: float = 0.0, end: float | None = None,
                  audio: bool = True, threads: int = 0):
         av = require_av()
         self.dst = os.fspath(dst)

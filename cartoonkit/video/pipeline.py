@@ -25,15 +25,18 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import CartoonConfig
-from ..errors import CartoonkitError, OutputError
+from ..config import DEFAULT_MODEL, CartoonConfig
+from ..errors import OutputError
 from ..imageio import DecodedImage
+from ..options import EngineOptions
+from ..run_options import VideoOptions, batch_size_for
+from ..settings import apply_changes
 from .decode import Frame, decode_frames
-from .encode import DEFAULT_CODEC, DEFAULT_CRF, VideoWriter, container_format
+from .encode import VideoWriter, container_format
 from .flow import METRIC_PRESET, gray, motion, psnr, warping_error
-from .probe import VideoLimits, check_section, open_input, probe
+from .probe import check_section, open_input, probe
 from .report import Flicker, VideoSummary
-from .temporal import DEFAULT_STRENGTH, TemporalSmoother
+from .temporal import TemporalSmoother
 
 QUEUE_FRAMES = 4   # frames waiting between two stages, beyond a batch: enough to keep each stage busy
 # Codec threads on the CPU: the network already runs on every core, and FFmpeg's and x264's own thread pools
@@ -48,60 +51,56 @@ class _Failure:
     error: BaseException
 
 
-def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: CartoonConfig | None = None, *,
-                     cartoonizer=None, model: str = "whitebox", engine_options=None,
-                     temporal: float = DEFAULT_STRENGTH, start: float = 0.0, end: float | None = None,
-                     codec: str = DEFAULT_CODEC, crf: int = DEFAULT_CRF, audio: bool = True,
-                     limits: VideoLimits = VideoLimits(), measure: bool = False, batch_size: int | None = None,
+def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: CartoonConfig | None = None,
+                     engine_options: EngineOptions | None = None, run_options: VideoOptions | None = None, *,
+                     cartoonizer=None, model: str = DEFAULT_MODEL, head_model: str | None = None,
                      progress: Callable[[int, int | None], None] | None = None,
                      should_stop: Callable[[], bool] | None = None,
                      on_frame: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None] | None = None,
-                     ) -> VideoSummary:
+                     **settings) -> VideoSummary:
     """Cartoonize the clip ``src`` into ``dst`` (``.mp4``, ``.m4v``, ``.mov`` or ``.mkv``) and return a
     :class:`~cartoonkit.video.report.VideoSummary`.
 
-    ``config``: the photo settings for every frame (default :class:`CartoonConfig`); ``cartoonizer``: a warm
-    :class:`~cartoonkit.pipeline.Cartoonizer` (else ``model`` is loaded with ``engine_options``);
-    ``temporal``: smoothing strength 0-1 (0 = frame by frame); ``start``/``end``: the section, in seconds;
-    ``codec``/``crf``: the video encoder and its quality; ``audio``: carry the first audio stream over;
-    ``measure``: also compute the warping errors (input, frame by frame, written) and the PSNR of the written
-    frames against the frame-by-frame ones, at a few ms per frame. ``progress(done, total)`` is called from the
-    calling thread (``total`` may be ``None``); ``should_stop()`` is polled there, and a stop leaves no file;
+    Three objects say how: ``config`` (:class:`CartoonConfig`, the photo settings for every frame),
+    ``engine_options`` (:class:`EngineOptions`, how the network runs) and ``run_options``
+    (:class:`~cartoonkit.run_options.VideoOptions`: the smoothing strength, the section, the encoder and its
+    quality, the audio, measuring, the batch size and the limits; each field's help says what it does).
+    ``**settings`` changes any of their fields by name on top (``temporal=0.5, end=2.0, resolution=512``).
+    ``measure`` computes the warping errors (input, frame by frame, written) and the PSNR of the written frames
+    against the frame-by-frame ones, at a few ms per frame.
+
+    ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer` (else ``model``, with ``head_model`` for
+    compound mode, is loaded with ``engine_options``). ``progress(done, total)`` is called from the calling
+    thread (``total`` may be ``None``); ``should_stop()`` is polled there, and a stop leaves no file;
     ``on_frame(index, input_rgb, frame_by_frame_rgb, written_rgb)`` is called from the writer thread with every
     frame before it is encoded."""
     src, dst = os.fspath(src), os.fspath(dst)
-    config = config or CartoonConfig()
-    if not 0.0 <= temporal <= 1.0:
-        raise CartoonkitError(f"temporal={temporal!r}: must be between 0 (frame by frame) and 1")
+    config, engine_options, options = apply_changes(settings, config or CartoonConfig(),
+                                                    engine_options or EngineOptions(), run_options or VideoOptions())
     container_format(dst)
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise OutputError(f"{dst}: is the input itself; choose another output")
     started = time.perf_counter()
     container = open_input(src)
     try:
-        info = probe(container, src, limits)
-        check_section(info, start, end, limits)
+        info = probe(container, src, options.limits)
+        check_section(info, options.start, options.end, options.limits)
         if cartoonizer is None:
             from ..pipeline import Cartoonizer
 
-            cartoonizer = Cartoonizer.from_pretrained(model, engine_options=engine_options)
-        if config.mode == "compound" and config.style_weight > 0 and temporal > 0:
+            cartoonizer = Cartoonizer.from_pretrained(model, engine_options=engine_options, head_model=head_model)
+        if config.mode == "compound" and config.style_weight > 0 and options.temporal > 0:
             from .faces import FaceTracker
 
             # One tracker per clip, in frame order (the chain detects the photos of a batch in order).
             cartoonizer = cartoonizer.with_face_detector(FaceTracker(cartoonizer.face_detector, float(info.fps)))
-        if batch_size is None:
-            from ..hardware import DEFAULT_BATCH_SIZE
-
-            batch_size = DEFAULT_BATCH_SIZE.get(cartoonizer.device.type, 1)
-        run = _Run(src, dst, info, config, cartoonizer, temporal, start, end, codec, crf, audio, limits, measure,
-                   batch_size, on_frame)
+        run = _Run(src, dst, info, config, cartoonizer, options, on_frame)
         run.go(container, progress, should_stop)
     finally:
         container.close()
     return VideoSummary(src=src, dst=None if run.stopped else dst, frames=run.written, width=run.size[0],
                         height=run.size[1], clip_fps=float(info.fps), seconds=time.perf_counter() - started,
-                        stages=run.stages, temporal=temporal, cuts=run.smoother.cuts, notes=run.notes,
+                        stages=run.stages, temporal=options.temporal, cuts=run.smoother.cuts, notes=run.notes,
                         flicker=run.flicker, stopped=run.stopped)
 
 
@@ -120,31 +119,30 @@ def expected_frames(info, start: float, end: float | None) -> int | None:
 class _Run:
     """One clip's threads and what they measured."""
 
-    def __init__(self, src, dst, info, config, cartoonizer, temporal, start, end, codec, crf, audio, limits,
-                 measure, batch_size, on_frame):
-        self.src, self.dst, self.info, self.config, self.ck = src, dst, info, config, cartoonizer
-        self.start, self.end, self.codec, self.crf, self.audio, self.limits = start, end, codec, crf, audio, limits
-        self.batch_size, self.on_frame = batch_size, on_frame
+    def __init__(self, src: str, dst: str, info, config: CartoonConfig, cartoonizer, options: VideoOptions,
+                 on_frame):
+        self.src, self.dst, self.info, self.config, self.ck, self.options = src, dst, info, config, cartoonizer, options
+        self.batch_size, self.on_frame = batch_size_for(options.batch_size, cartoonizer.device.type), on_frame
         self.codec_threads = CPU_CODEC_THREADS if cartoonizer.device.type == "cpu" else 0
-        self.smoother = TemporalSmoother(temporal)
-        self.flicker = Flicker() if measure else None
+        self.smoother = TemporalSmoother(options.temporal)
+        self.flicker = Flicker() if options.measure else None
         self.stages = {"decode": 0.0, "network": 0.0, "temporal": 0.0, "encode": 0.0}
-        if measure:
+        if options.measure:
             self.stages["measure"] = 0.0
         self.notes: list[str] = []
         self.written = 0
         self.size = (0, 0)
         self.stopped = False
         self._stop = threading.Event()
-        self._decoded: queue.Queue = queue.Queue(maxsize=batch_size + QUEUE_FRAMES)
-        self._cartoons: queue.Queue = queue.Queue(maxsize=batch_size + QUEUE_FRAMES)
+        self._decoded: queue.Queue = queue.Queue(maxsize=self.batch_size + QUEUE_FRAMES)
+        self._cartoons: queue.Queue = queue.Queue(maxsize=self.batch_size + QUEUE_FRAMES)
         self._writer: VideoWriter | None = None
         self._writer_error: BaseException | None = None
 
     # ------------------------------------------------------------------ the calling thread: the network
 
     def go(self, container, progress, should_stop) -> None:
-        total = expected_frames(self.info, self.start, self.end)
+        total = expected_frames(self.info, self.options.start, self.options.end)
         decoder = threading.Thread(target=self._decode, args=(container,), name="cartoonkit-video-decode",
                                    daemon=True)
         writer = threading.Thread(target=self._write, name="cartoonkit-video-write", daemon=True)
@@ -229,8 +227,8 @@ class _Run:
 
     def _decode(self, container) -> None:
         try:
-            frames = decode_frames(container, self.info, start=self.start, end=self.end, limits=self.limits,
-                                   threads=self.codec_threads)
+            frames = decode_frames(container, self.info, start=self.options.start, end=self.options.end,
+                                   limits=self.options.limits, threads=self.codec_threads)
             while not self._stop.is_set():
                 began = time.perf_counter()
                 frame = next(frames, None)
@@ -270,8 +268,9 @@ class _Run:
         height, width = cartoon.shape[:2]
         if self._writer is None:
             self.size = (width, height)
-            self._writer = VideoWriter(self.dst, self.info, width, height, codec=self.codec, crf=self.crf,
-                                       start=self.start, end=self.end, audio=self.audio,
+            options = self.options
+            self._writer = VideoWriter(self.dst, self.info, width, height, codec=options.codec, crf=options.crf,
+                                       start=options.start, end=options.end, audio=options.audio,
                                        threads=self.codec_threads)
             self.notes.extend(self._writer.notes)
         began = time.perf_counter()

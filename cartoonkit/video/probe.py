@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from types import ModuleType
 
-from ..errors import CartoonkitError
+from ..errors import CartoonkitError, reason_of
 
 VIDEO_EXTRA = "video"
 
@@ -38,7 +38,7 @@ class VideoLimits:
 
 def require_av() -> ModuleType:
     """PyAV, or an error saying which extra installs it."""
-    from ..export import require
+    from ..extras import require
 
     return require("av", "cartoonkit video", VIDEO_EXTRA)
 
@@ -78,7 +78,7 @@ def open_input(path: str | os.PathLike):
     try:
         return av.open(path, "r")
     except av.FFmpegError as exc:
-        raise InvalidVideoError(f"{path}: not a video, or damaged or truncated ({_reason(exc)})") from exc
+        raise InvalidVideoError(f"{path}: not a video, or damaged or truncated ({reason_of(exc)})") from exc
 
 
 def probe(container, path: str, limits: VideoLimits = VideoLimits()) -> VideoInfo:
@@ -128,7 +128,3 @@ def check_section(info: VideoInfo, start: float, end: float | None, limits: Vide
         if estimated > limits.max_frames:
             raise InvalidVideoError(f"{info.path}: about {estimated} frames to process, over the limit of "
                                     f"{limits.max_frames} (cut a section with --start/--end)")
-
-
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..run_options import VideoOptions
 from .flow import SMOOTH_PRESET, gray, motion
 
-DEFAULT_STRENGTH = 0.8
+DEFAULT_STRENGTH = VideoOptions.temporal  # declared once, with the video's other options
 SIGMA = 6.0            # input levels: a pixel whose input changed by this keeps exp(-1) of the pull
 MAX_CHANGE = 12.0      # levels: the most the smoothing moves any pixel away from its frame-by-frame cartoon
 CUT_HISTOGRAM = 0.5    # half the grey-level histogram's mass moved: a new shot

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import DEFAULT_MODEL
 from ..network import CartoonNetwork
 from .registry import (
-    DEFAULT_MODEL,
     KNOWN_MODELS,
     ModelSpec,
     detector_path,
@@ -36,6 +36,6 @@ def load_network(name: str = DEFAULT_MODEL, *, models_dir: Path | None = None) -
     return network.eval().requires_grad_(False), card
 
 
-__all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "ModelCard", "ModelSpec", "detector_path", "ensure_installed", "fetch",
+__all__ = ["KNOWN_MODELS", "ModelCard", "ModelSpec", "detector_path", "ensure_installed", "fetch",
            "find_local_source", "import_dctnet_dir", "import_model", "install", "installed_models", "is_installed",
            "load_network", "load_state_dict", "remove", "resolve_pair"]

@@ -92,7 +92,6 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
     ]
 }
 
-DEFAULT_MODEL = "whitebox"
 
 # Importers by source format: path -> numpy state dict in PyTorch layout.
 IMPORTERS = {"tflite": read_tflite_weights, "graphdef": read_graphdef_weights}
@@ -322,6 +321,6 @@ def remove(name: str, models_dir: Path | None = None) -> None:
         (models_dir / f"{name}{suffix}").unlink(missing_ok=True)
 
 
-__all__ = ["DEFAULT_MODEL", "FACE_DETECTOR", "KNOWN_MODELS", "NETWORK", "ModelSpec", "detector_path",
+__all__ = ["FACE_DETECTOR", "KNOWN_MODELS", "NETWORK", "ModelSpec", "detector_path",
            "ensure_installed", "fetch", "find_local_source", "import_dctnet_dir", "import_model", "install",
            "installed_models", "is_installed", "remove", "resolve_pair"]

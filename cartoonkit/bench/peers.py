@@ -18,7 +18,7 @@ engines, not their preprocessing.
   the mobile reference.
 
 ``onnxruntime``, ``openvino``/``nncf`` and ``ai_edge_litert`` are imported when a runner is created; when
-missing, a :class:`~cartoonkit.export.MissingDependencyError` names the extra that installs them (``bench``,
+missing, a :class:`~cartoonkit.errors.MissingDependencyError` names the extra that installs them (``bench``,
 ``openvino``).
 
 int8 peers and cartoonkit's int8 (:mod:`cartoonkit.quantize`) are calibrated on the same photos
@@ -41,10 +41,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .export import INPUT_NAME, OPENVINO_EXTRA, float32_cpu_copy, require
-from .network import SIZE_MULTIPLE, CartoonNetwork
-from .quantize import FLOAT_LAYERS
-from .transforms import output_size
+from ..export import BENCH_EXTRA, INPUT_NAME, OPENVINO_EXTRA, float32_cpu_copy
+from ..extras import require
+from ..network import SIZE_MULTIPLE, CartoonNetwork
+from ..quantize import FLOAT_LAYERS
+from ..transforms import output_size
 
 __all__ = ["NAIVE_CROP_MULTIPLE", "ModelRunner", "NaivePipeline", "OnnxRuntimeInt8Runner", "OnnxRuntimeRunner",
            "OpenVinoRunner", "TFLiteRunner", "quantize_onnx_int8"]
@@ -108,7 +109,7 @@ class NaivePipeline:
     def from_model(cls, model: str = "whitebox", device: str | torch.device = "cpu", *,
                    models_dir: str | os.PathLike | None = None) -> NaivePipeline:
         """Load an installed (or installable) model by name, as :func:`cartoonkit.weights.load_network`."""
-        from .weights import load_network
+        from ..weights import load_network
 
         network, _ = load_network(model, models_dir=Path(models_dir) if models_dir else None)
         return cls(network, device)
@@ -174,7 +175,7 @@ class OnnxRuntimeRunner:
 
     def __init__(self, onnx_path: str | os.PathLike, providers: list[str] | None = None,
                  threads: int | None = None):
-        ort = require("onnxruntime", "The ONNX Runtime benchmark peer")
+        ort = require("onnxruntime", "The ONNX Runtime benchmark peer", BENCH_EXTRA)
         available = ort.get_available_providers()
         if providers is None:
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
@@ -202,7 +203,7 @@ def _weight_name(layer: str) -> str:
 
 
 def _calibration_arrays(calibration: list | None) -> list[np.ndarray]:
-    from .quantize import calibration_inputs
+    from ..quantize import calibration_inputs
 
     inputs = calibration_inputs() if calibration is None else calibration
     return [np.ascontiguousarray(np.asarray(x), dtype=np.float32) for x in inputs]
@@ -218,8 +219,8 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike, calibrati
     ``float_layers``; the guided-filter head (every node that the last convolution does not depend on)
     stays float32.
     """
-    onnx = require("onnx", "int8 quantization for ONNX Runtime")
-    quantization = require("onnxruntime.quantization", "int8 quantization for ONNX Runtime")
+    onnx = require("onnx", "int8 quantization for ONNX Runtime", BENCH_EXTRA)
+    quantization = require("onnxruntime.quantization", "int8 quantization for ONNX Runtime", BENCH_EXTRA)
     model = onnx.load(os.fspath(src))
     nodes = list(model.graph.node)
     conv_by_weight = {n.input[1]: n for n in nodes if n.op_type == "Conv"}
@@ -282,7 +283,7 @@ class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
 
     def __init__(self, onnx_path: str | os.PathLike, float_layers: tuple[str, ...] = FLOAT_LAYERS,
                  calibration: list | None = None, threads: int | None = None):
-        require("onnxruntime", "The ONNX Runtime int8 benchmark peer")
+        require("onnxruntime", "The ONNX Runtime int8 benchmark peer", BENCH_EXTRA)
         src = Path(onnx_path)
         suffix = _int8_suffix(float_layers)
         quantized = quantize_onnx_int8(src, src.with_name(f"{src.stem}-int8{suffix}.onnx"), calibration,
@@ -403,7 +404,7 @@ class TFLiteRunner:
     layout = "NHWC"
 
     def __init__(self, tflite_path: str | os.PathLike, threads: int | None = None):
-        litert = require("ai_edge_litert.interpreter", "The TFLite benchmark peer")
+        litert = require("ai_edge_litert.interpreter", "The TFLite benchmark peer", BENCH_EXTRA)
         self.path = Path(tflite_path)
         self.interpreter = litert.Interpreter(model_path=os.fspath(tflite_path),
                                               num_threads=threads or torch.get_num_threads())
