@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ray_scaling.py --copies 4 --resolution 512 --json benchmarks/ray-scaling-epyc.json
 
-The folder is ``--copies`` copies of ../shared/images. Rows: the in-process stream (``--engine local``),
+The folder is ``--copies`` copies of ../shared/images. Rows: the in-process stream (``--backend local``),
 ``--workers 2`` (two Ray actors on a Ray the run starts and stops itself, since the in-house pool was retired:
 the wall time a ``--workers`` user sees), then Ray started once (its start-up timed on its own) and the Ray
 engine with 1 and 2 actors. For each row: the wall time of ``run_folder``, the time to the first output (start-up: model

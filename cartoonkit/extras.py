@@ -1,6 +1,6 @@
 """Optional extras: import one, or say which extra installs it (:class:`~cartoonkit.errors.MissingDependencyError`).
 
-Torch-free, so that the command line and the light parts of the package (the video probe, the Ray engine, the
+Torch-free, so that the command line and the light parts of the package (the video probe, the Ray backend, the
 exporters) can check for an optional package before anything heavy is imported.
 """
 

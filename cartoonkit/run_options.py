@@ -70,7 +70,9 @@ class FolderOptions:
 
     batch_size: int | None = run_setting(
         None, int, f"photos per network call {BATCH_SIZE_HELP}; photos of different sizes are padded to shared "
-                   "bucket shapes, which never shows in the output", low=1, high=MAX_BATCH_SIZE)
+                   "bucket shapes, which never shows in the output", low=1, high=MAX_BATCH_SIZE,
+        widget=Widget("select", "Photos per network call", options=(None, 1, 2, 4, 8, 16),
+                      format=lambda size: f"auto {BATCH_SIZE_HELP}" if size is None else str(size)))
     workers: int = run_setting(
         1, int, "CPU processes, each with its own model, sharing the CPU threads; more than one runs as Ray actors "
                 "on this machine (needs pip install 'cartoonkit[ray]')", low=1, high=MAX_PROCESSES)

@@ -38,7 +38,8 @@ class Widget:
     function where they depend on the machine); ``step``: a slider's step; ``section``: the sidebar expander it
     sits in (``None``: the sidebar itself); ``enabled_when``: a predicate over the other widgets' current values
     (a dict by setting name), e.g. quality only for JPEG/WEBP; ``value``: where the page starts when that
-    differs from the declared default (the Video page measures flicker unless told not to).
+    differs from the declared default (the Video page measures flicker unless told not to); ``format``: how a
+    choice is shown (``None`` as "auto ...").
     """
 
     kind: str
@@ -48,6 +49,7 @@ class Widget:
     section: str | None = None
     enabled_when: Callable[[dict[str, Any]], bool] | None = None
     value: Any = None
+    format: Callable[[Any], str] | None = None
 
 
 @dataclass(frozen=True)

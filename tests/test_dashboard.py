@@ -499,6 +499,44 @@ def test_batch_page_uploads_to_zip_and_report(app):
     assert Image.open(archive.open("photo-2.png")).size == (SMALL, 341)
 
 
+def test_photos_in_shared_network_calls_are_the_photos_one_at_a_time(cartoonizer, shared_images):
+    from cartoonkit.dashboard import Settings, common
+
+    good = _jpeg()
+    files = [(p.name, p.read_bytes()) for p in sorted(shared_images.glob("wb_*.jpg"))[:3]]
+    files.insert(1, ("broken.jpg", good[: len(good) // 3]))
+    settings = Settings.of(resolution=256, format="png")
+    grouped = common.process_group(files, settings, cartoonizer)
+    alone = [common.process_one(name, data, settings, cartoonizer) for name, data in files]
+    assert [o.name for o in grouped] == [name for name, _ in files]
+    assert grouped[1].error == alone[1].error and "truncated" in grouped[1].error
+    assert [o.data for o in grouped] == [o.data for o in alone]  # the same bytes, whatever the batch
+    assert all(o.error is None and o.data for i, o in enumerate(grouped) if i != 1)
+
+
+def test_batch_page_takes_photos_per_network_call_from_the_declaration(app, monkeypatch):
+    from cartoonkit.dashboard import common
+
+    calls = []
+    process_group = common.process_group
+
+    def recording(files, *args, **kwargs):
+        calls.append([name for name, _ in files])
+        return process_group(files, *args, **kwargs)
+
+    monkeypatch.setattr(common, "process_group", recording)
+    _open(app, "Batch")
+    box = app.selectbox(key="batch_batch_size")
+    assert box.options[0].startswith("auto (default 8 on CUDA, 1 on the CPU)") and box.value is None
+    box.set_value(2)
+    app.sidebar.selectbox(key="resolution").set_value(SMALL)
+    _uploader(app, "batch_uploads").set_value([(f"{n}.jpg", _jpeg(), "image/jpeg") for n in "abc"])
+    app.button(key="batch_run").click().run()
+    assert not app.exception
+    assert calls == [["a.jpg", "b.jpg"], ["c.jpg"]]  # two photos per call, the last one alone
+    assert list(app.dataframe[0].value["status"]) == ["done"] * 3
+
+
 def test_batch_stop_keeps_what_an_interrupted_run_finished(app):
     """A Stop click reruns the script while the old run is busy: the new run settles the job and delivers it."""
     import zipfile

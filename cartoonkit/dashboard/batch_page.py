@@ -10,6 +10,7 @@ import json
 import zipfile
 from pathlib import PurePath
 
+from ..run_options import FolderOptions
 from . import cartoonize_page, common, jobs
 
 JOB_KEY = "batch_job"
@@ -74,10 +75,14 @@ def build_zip(job: jobs.Job) -> bytes:
 
 def render(st, settings: common.Settings) -> None:
     st.title("Batch")
+    # The folder run's options that mean something for uploads, from their declarations (FolderOptions).
+    chosen = common.draw_settings(st, FolderOptions, {}, state=st.session_state, only=("batch_size",),
+                                  key_prefix="batch_")
     files = common.photo_request(st, JOB_KEY, "Cartoonize all", key_prefix="batch_",
                                  help=f"Any number of photos: {common.UPLOAD_HELP}")
     if files is not None:
-        cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False, page="Batch")
+        cartoonize_page.start(st, JOB_KEY, files, settings, keep_images=False, page="Batch",
+                              batch_size=FolderOptions(**chosen).batch_size)
     job = st.session_state.get(JOB_KEY)
     if job is None:
         return

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..run_options import batch_size_for
 from . import before_after, common, gallery
 
 JOB_KEY = "cartoonize_job"
 
 
 def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Settings, keep_images: bool = True,
-          on_result=None, area=None, page: str = "Cartoonize") -> bool:
+          on_result=None, area=None, page: str = "Cartoonize", batch_size: int | None = 1) -> bool:
     """Cartoonize ``files`` as a job under ``job_key`` (shared with the Batch page); bad settings stop it early.
     ``on_result(outcome, index)`` draws each photo as it is done, under the progress bar in ``area``; each result
-    also goes into the session gallery, marked as made on ``page``. False when nothing ran."""
+    also goes into the session gallery, marked as made on ``page``. ``batch_size``: photos per network call (the
+    Batch page's, ``None`` for the device's default; they are then done, stopped and timed in groups). False when
+    nothing ran."""
     try:
         config = settings.config
         cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
@@ -22,19 +25,21 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
         st.session_state.pop(job_key, None)
         return False
 
-    def one(file: tuple[str, bytes]) -> common.Outcome:
-        outcome = common.process_one(file[0], file[1], settings, cartoonizer, config)
+    def group(chosen: list[tuple[str, bytes]]) -> list[common.Outcome]:
+        outcomes = common.process_group(chosen, settings, cartoonizer, config)
         if not keep_images:  # the Batch page keeps only the encoded files: less memory per session
-            outcome.before = outcome.after = outcome.result = None
-        return outcome
+            for outcome in outcomes:
+                outcome.before = outcome.after = outcome.result = None
+        return outcomes
 
     def done(outcome: common.Outcome, index: int) -> None:
         gallery.add(st.session_state, outcome, settings, page)
         if on_result is not None:
             on_result(outcome, index)
 
-    common.run_job(st, job_key, files, [name for name, _ in files], one, settings, unit="photos",
-                   on_result=done, area=area)
+    size = batch_size_for(batch_size, cartoonizer.device.type)
+    common.run_job(st, job_key, list(range(len(files))), [name for name, _ in files],
+                   common.in_groups(files, size, group), settings, unit="photos", on_result=done, area=area)
     return True
 
 

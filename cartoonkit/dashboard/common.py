@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,16 +131,63 @@ def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoon
     try:
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
         decode_seconds = time.perf_counter() - start
-        result = cartoonizer.process(decoded, config)
-        result.timings = {"decode": decode_seconds, **result.timings}
-        encoded = result.encode(config.format, config.quality)
-        # The photo at the output's size (not the network's input: that may be upscaled and blurred).
-        before = resize_to(decoded.rgb, tuple(result.rgb.shape[-2:]))
+        return _finish(name, decoded, cartoonizer.process(decoded, config), decode_seconds, config, start)
     except CartoonkitError as exc:  # InvalidImageError, ConfigError, ... : message names the file / setting
         return Outcome(name=name, error=str(exc), seconds=time.perf_counter() - start)
+
+
+def process_group(files: list[tuple[str, bytes]], settings: Settings, cartoonizer: Cartoonizer,
+                  config: CartoonConfig | None = None) -> list[Outcome]:
+    """Several files in shared engine calls (:meth:`Cartoonizer.process_many`, one call per bucket shape): the
+    Batch page's photos per network call. Each file is decoded and encoded on its own, so a bad one is its own
+    ``Outcome.error`` and the others go on; one file is :func:`process_one`."""
+    config = config or settings.config
+    if len(files) == 1:
+        return [process_one(*files[0], settings, cartoonizer, config)]
+    outcomes: list[Outcome | None] = [None] * len(files)
+    decoded: dict[int, tuple] = {}  # index -> (image, decode seconds, start)
+    for index, (name, data) in enumerate(files):
+        start = time.perf_counter()
+        try:
+            decoded[index] = (read_image(data, name=name, limits=cartoonizer.limits), time.perf_counter() - start,
+                              start)
+        except CartoonkitError as exc:
+            outcomes[index] = Outcome(name=name, error=str(exc), seconds=time.perf_counter() - start)
+    try:
+        results = cartoonizer.process_many([image for image, _, _ in decoded.values()], config,
+                                           max_batch=len(files)) if decoded else []
+        for (index, (image, decode_seconds, start)), result in zip(decoded.items(), results, strict=True):
+            outcomes[index] = _finish(files[index][0], image, result, decode_seconds, config, start)
+    except CartoonkitError:  # one photo's problem stopped the shared call: one at a time names it
+        return [outcome or process_one(*files[index], settings, cartoonizer, config)
+                for index, outcome in enumerate(outcomes)]
+    return outcomes
+
+
+def _finish(name: str, decoded, result: CartoonResult, decode_seconds: float, config: CartoonConfig,
+            start: float) -> Outcome:
+    """The outcome of a cartoonized photo: encoded, with the photo at the output's size beside it."""
+    result.timings = {"decode": decode_seconds, **result.timings}
+    encoded = result.encode(config.format, config.quality)
+    # The photo at the output's size (not the network's input: that may be upscaled and blurred).
+    before = resize_to(decoded.rgb, tuple(result.rgb.shape[-2:]))
     return Outcome(name=name, result=result, before=to_numpy(before), after=to_numpy(result.rgb), data=encoded,
                    file_name=Path(name).stem + extension_for(config.format), timings=dict(result.timings),
                    notes=result.notes, seconds=time.perf_counter() - start)
+
+
+def in_groups(items: list, size: int, process_group) -> Callable[[int], Any]:
+    """A per-item function for :func:`run_job` over item indices that works ``size`` items at a time: the first
+    index of a group runs ``process_group`` on the whole group (one hold of the model lock, shared engine calls),
+    the others are answered from its results. The job's stop flag and time limit act between groups."""
+    waiting: dict[int, Any] = {}
+
+    def one(index: int):
+        if index not in waiting:
+            group = range(index, min(index + size, len(items)))
+            waiting.update(zip(group, process_group([items[i] for i in group]), strict=True))
+        return waiting.pop(index)
+    return one
 
 
 def process_uploads(files: list[tuple[str, bytes]], settings: Settings,
@@ -228,6 +277,8 @@ def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=
         disabled = widget.enabled_when is not None and not widget.enabled_when(chosen)
         key = key_prefix + name
         common = dict(key=key, help=spec.help, disabled=disabled)
+        if widget.format is not None and widget.kind != "slider":
+            common["format_func"] = widget.format
         seeded = state is not None and key in state
         start = default if widget.value is None else widget.value
         if widget.kind == "slider":
@@ -245,7 +296,9 @@ def draw_settings(where, cls, chosen: dict, sections: dict | None = None, state=
             value = place.checkbox(widget.label, **({} if seeded else {"value": start}), **common)
         else:
             raise ValueError(f"{name}: unknown widget kind {widget.kind!r}")
-        if spec.kind is float:
+        if value is None:
+            pass  # an optional setting's "auto"
+        elif spec.kind is float:
             value = round(float(value), 2)  # slider steps drift (1.2000000000000002)
         elif spec.kind is int:
             value = int(value)

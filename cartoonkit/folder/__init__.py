@@ -7,7 +7,7 @@
 * :mod:`.stream`: readers -> engine -> writers on one device, through ``Cartoonizer.process_many``;
 * :mod:`.workers`: the stream in this process, and the rules for which engines may run in several processes;
 * :mod:`.gpu_codecs`: nvJPEG decoding and encoding on CUDA;
-* :mod:`.ray_engine`: ``backend="ray"`` (and ``workers``/``devices``): the same tasks on a pool of Ray actors, on
+* :mod:`.ray_backend`: ``backend="ray"`` (and ``workers``/``devices``): the same tasks on a pool of Ray actors, on
   this machine or a cluster;
 * :mod:`.report`: what happened to every file, and the JSON report.
 """
@@ -70,7 +70,7 @@ def run_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Ca
     echo = echo or _tqdm_echo
     ray_settings = None
     if run_options.backend == "ray":
-        from .ray_engine import RaySettings, require_ray
+        from .ray_backend import RaySettings, require_ray
 
         if cartoonizer is not None:
             raise ConfigError("backend='ray': the actors build their own models; give model and engine_options "
@@ -174,7 +174,7 @@ def _processes_on_ray(engine_options: EngineOptions, run_options: FolderOptions,
     """``workers`` CPU processes, or one process per device, on this machine: Ray actors on a Ray started for
     the run (the one code path for more than one process: docs/scaling.md says why the in-house pool went).
     The rules for which engines may split are the local ones (:func:`.workers.process_devices`)."""
-    from .ray_engine import RaySettings, require_ray
+    from .ray_backend import RaySettings, require_ray
 
     plan = process_devices(engine_options, run_options.devices, run_options.workers, cartoonizer)
     kinds = {d.type for d in plan}
@@ -200,7 +200,7 @@ def _scan(in_dir, out_dir, fail, report):
 
 
 def _run_on_ray(tasks, report, sink, ray_settings, wall_start, *, device_type, **kwargs) -> None:
-    from .ray_engine import connected, pool_shape, run_ray
+    from .ray_backend import connected, pool_shape, run_ray
 
     try:
         with connected(ray_settings) as ray:

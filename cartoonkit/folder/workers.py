@@ -1,7 +1,7 @@
 """Where a folder run's processes come from: the stream in this process, and the rules for more than one.
 
 ``workers`` > 1 (CPU) or several ``devices`` are one process each; those processes are Ray actors on this
-machine (:mod:`.ray_engine`, through :func:`~cartoonkit.folder.run_folder`), the one code path for more than
+machine (:mod:`.ray_backend`, through :func:`~cartoonkit.folder.run_folder`), the one code path for more than
 one process. The in-house pool that spawned them here (its own event queue and report merging) is retired:
 docs/scaling.md has the measurements. The rules for which engines may run in several processes are checked
 here, so the API and the command line obey the same ones.

@@ -210,9 +210,9 @@ def pool_shape(ray, settings: RaySettings, device_type: str) -> tuple[int, float
 
 
 class CartoonActor:
-    """One warm Cartoonizer in a Ray actor. Each call runs the local engine's :class:`~.stream.Stream` on its
+    """One warm Cartoonizer in a Ray actor. Each call runs the local backend's :class:`~.stream.Stream` on its
     files (readers, the engine, writers; on CUDA nvJPEG and pinned memory), so the per-file work, and the bytes
-    written, are the local engine's; what the stream reports comes back as one row per file."""
+    written, are the local backend's; what the stream reports comes back as one row per file."""
 
     def __init__(self, model: str, head_model: str | None, engine_options: EngineOptions, limits: ImageLimits,
                  config: CartoonConfig, batch_size: int, threads: int, io_threads: int, journal: str | None,
@@ -340,4 +340,4 @@ def run_ray(tasks: list[Task], report: FolderReport, sink, *, settings: RaySetti
         raise
     except Exception as exc:  # the cluster itself failed (a node lost for good, Ray shut down)
         if report.stopped is None:
-            report.stopped = f"the Ray engine stopped: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            report.stopped = f"the Ray backend stopped: {type(exc).__name__}: {str(exc).splitlines()[0]}"
