@@ -139,8 +139,8 @@ def test_workers_are_ray_actors_on_this_machine(capsys, ray_cluster, shared_imag
     assert code == 0, stderr
     assert f"{total} done" in stdout
     report = load_report(two)
-    assert report["workers"] == 2 and report["devices"] == ["ray:cpu", "ray:cpu"] and report["engine"] == "ray"
-    assert load_report(one)["engine"] == "local"
+    assert report["workers"] == 2 and report["devices"] == ["ray:cpu", "ray:cpu"] and report["backend"] == "ray"
+    assert load_report(one)["backend"] == "local"
     assert report["settings"] == load_report(one)["settings"]
     assert image_files(two) == image_files(one)
     code, _, stderr = run_cli(capsys, "batch", src, "-o", tmp_path / "mixed", "--devices", "cpu,cuda:0", *SMALL)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..config import DEFAULT_MODEL
 from ..export import BENCH_EXTRA, INPUT_NAME, OPENVINO_EXTRA, float32_cpu_copy
 from ..extras import require
 from ..network import SIZE_MULTIPLE, CartoonNetwork
@@ -106,7 +107,7 @@ class NaivePipeline:
         self.network = float32_cpu_copy(network).to(self.device)
 
     @classmethod
-    def from_model(cls, model: str = "whitebox", device: str | torch.device = "cpu", *,
+    def from_model(cls, model: str = DEFAULT_MODEL, device: str | torch.device = "cpu", *,
                    models_dir: str | os.PathLike | None = None) -> NaivePipeline:
         """Load an installed (or installable) model by name, as :func:`cartoonkit.weights.load_network`."""
         from ..weights import load_network
