@@ -88,12 +88,14 @@ class Engine:
             compute = torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32
             self._forward = Int8Network(network, compute_dtype=compute)
         elif options.cuda_graphs:
+            network.filter_eagerly_when_compiled()
             self._forward = torch.compile(network, dynamic=False, mode="reduce-overhead")
         elif options.compile and self.device.type == "cpu":
             from .packaged import CompiledNetwork
 
             self._forward = CompiledNetwork(network)  # ahead of time, kept across processes
         elif options.compile:
+            network.filter_eagerly_when_compiled()
             self._forward = torch.compile(network, dynamic=False)
         else:
             self._forward = network

@@ -173,14 +173,6 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
     return box_mean(a, radius, counts) * guide + box_mean(b, radius, counts)
 
 
-# Under torch.compile (the CUDA engines) the guided filter runs eagerly, as a graph break: traced inside the
-# network, on channels-last inputs with the counts computed in the graph, inductor looped over the 3 channels
-# innermost and ran scalar (12-80 ms at 512 px on one Zen 4 thread, against 10.6 ms eager). The CPU's compiled
-# engines compile it apart instead, on NCHW inputs with the counts as an input (packaged.FilterPackages), which
-# beats the eager filter. torch.export (ONNX, OpenVINO) traces through it as usual.
-_guided_filter_eagerly = torch.compiler.disable(guided_filter)
-
-
 def _leaky(x: torch.Tensor) -> torch.Tensor:
     # In place: every caller passes a fresh convolution output, and this saves one full-size buffer.
     return F.leaky_relu(x, LEAKY_SLOPE, inplace=True)
@@ -243,13 +235,24 @@ class CartoonNetwork(nn.Module):
         self.generator = UNetGenerator(channels, num_blocks)
         self.radius = radius
         self.eps = eps
+        self.head = guided_filter  # see filter_eagerly_when_compiled
+
+    def filter_eagerly_when_compiled(self) -> None:
+        """Run the guided filter eagerly, as a graph break, when this network is ``torch.compile``-d (the CUDA
+        engines). Traced inside the network, on channels-last inputs with the counts computed in the graph,
+        inductor looped over the 3 channels innermost and ran scalar (12-80 ms at 512 px on one Zen 4 thread,
+        against 10.6 ms eager). The CPU's compiled engines compile it apart instead, on NCHW inputs with the
+        counts as an input (packaged.FilterPackages), which beats the eager filter; torch.export (ONNX, OpenVINO)
+        traces through it as usual. Set by the engine that compiles, not at import: ``torch.compiler.disable``
+        imports dynamo (seconds of start-up) that an eager run never needs."""
+        self.head = torch.compiler.disable(guided_filter)
 
     def forward(self, photo_bgr: torch.Tensor) -> torch.Tensor:
         check_input_shape(photo_bgr)
         # The generator may run in reduced precision (the engine casts it); the guided filter stays
         # in float32 because its ``var + eps`` cancels catastrophically in 16-bit formats.
         styled = self.generator(photo_bgr.to(self.generator.conv0.weight.dtype)).float()
-        return _guided_filter_eagerly(photo_bgr.float(), styled, self.radius, self.eps)
+        return self.head(photo_bgr.float(), styled, self.radius, self.eps)
 
 
 def check_input_shape(x: torch.Tensor) -> None:

@@ -330,3 +330,26 @@ def test_the_command_line_parses_without_importing_torch():
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_eager_run_never_imports_dynamo(tmp_path, shared_images, models_dir):
+    """``torch.compiler.disable`` imports dynamo (seconds of start-up); only an engine that compiles may pay it."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes((shared_images / "wb_actress2.jpg").read_bytes())
+    code = ("import sys; from cartoonkit.folder import run_folder; "
+            f"report = run_folder({str(tmp_path / 'in')!r}, {str(tmp_path / 'out')!r}, resolution=256, "
+            "progress=False); assert report.done == 1; print('torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def test_the_filter_kept_eager_under_compile_is_the_same_filter():
+    from cartoonkit.network import CartoonNetwork
+
+    torch.manual_seed(0)
+    network = CartoonNetwork(channels=8, num_blocks=1).eval()
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.inference_mode():
+        before = network(x)
+        network.filter_eagerly_when_compiled()
+        assert torch.equal(network(x), before)
