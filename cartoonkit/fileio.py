@@ -1,11 +1,22 @@
-"""Writing files so that a crash, a kill or a full disk never leaves half a file behind."""
+"""Writing files so that a crash, a kill or a full disk never leaves half a file behind.
+
+:func:`write_atomic` writes one file durably (a temporary file, fsync, rename, the directory synced);
+inside :func:`durable_together` the files a thread writes keep the same guarantees but pay for durability once
+per group: every temporary file is written, the file system is flushed once (``syncfs``), then each is renamed
+into place and each directory synced once. A per-file ``fsync`` is a journal commit each; for small outputs it
+was most of a folder run's host cost (BENCHMARKS.md, "Host cost per file").
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 
 from .errors import OutputError, reason_of
 
@@ -17,22 +28,20 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     the final ``os.replace`` is atomic), are fsynced, then renamed over ``path``. Missing
     parent directories are created. On any failure the temporary file is removed, an
     existing ``path`` is left untouched, and :class:`OutputError` names ``path``.
+
+    Inside :func:`durable_together` (in this thread) the flush and the rename wait for the end of the block.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    group: _Group | None = getattr(_GROUP, "current", None)
     tmp_path: str | None = None
     try:
         _ensure_directory(directory)
-        # Long names are shortened by bytes, not characters, so prefix + random part + suffix stay
-        # within NAME_MAX (255 bytes) whatever the encoding; a cut inside a multi-byte character is
-        # harmless (the temporary name is bytes to the filesystem and never shown).
-        prefix = "." + os.fsdecode(os.fsencode(os.path.basename(path))[:100]) + "."
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o644)  # mkstemp creates 0o600
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+        tmp_path = _write_temporary(path, directory, data, sync=group is None or not _HAVE_SYNCFS)
+        if group is not None:
+            group.pending.append((path, tmp_path))
+            tmp_path = None
+            return
         os.replace(tmp_path, path)
         tmp_path = None
         _fsync_directory(directory)
@@ -43,6 +52,125 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(exc, Exception):
             raise OutputError(f"cannot write {path}: {reason_of(exc)}") from exc
         raise
+
+
+class _Group:
+    """The files :func:`write_atomic` wrote inside one :func:`durable_together` block, not yet in place."""
+
+    def __init__(self):
+        self.pending: list[tuple[str, str]] = []     # (path, temporary path)
+        self.failed: dict[str, OutputError] = {}     # path -> why it is not in place
+
+
+_GROUP = threading.local()
+
+
+@contextlib.contextmanager
+def durable_together() -> Iterator[_Group]:
+    """Pay for durability once for every :func:`write_atomic` of this thread inside the block: each file goes to
+    its temporary file at once, and at the end of the block they are flushed together (one ``syncfs`` per file
+    system; an ``fsync`` per file where there is no ``syncfs``), renamed into place, and each directory synced
+    once. The guarantees are :func:`write_atomic`'s: a file is renamed only once its bytes are flushed, so a kill
+    or a crash at any point leaves whole files or none (and the hidden temporary files a kill leaves).
+
+    Yields the group: after the block, ``group.failed`` maps each path that did not get into place to its
+    :class:`OutputError` (a failed flush fails every file of the group). Nested blocks join the outer one."""
+    if getattr(_GROUP, "current", None) is not None:
+        yield _GROUP.current
+        return
+    group = _GROUP.current = _Group()
+    try:
+        yield group
+    finally:
+        _GROUP.current = None
+        _commit(group)
+
+
+def _commit(group: _Group) -> None:
+    waiting = list(group.pending)
+    try:
+        if _HAVE_SYNCFS and waiting:
+            _syncfs({os.path.dirname(temporary) for _, temporary in waiting})
+        while waiting:
+            path, temporary = waiting[0]
+            try:
+                os.replace(temporary, path)
+            except OSError as exc:
+                group.failed[path] = _output_error(path, exc)
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+            waiting.pop(0)
+        for directory in {os.path.dirname(path) for path, _ in group.pending}:
+            _fsync_directory(directory)
+    except BaseException as exc:  # the flush failed (or the thread was interrupted): none of the rest is placed
+        for path, temporary in waiting:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            if isinstance(exc, OSError):
+                group.failed[path] = _output_error(path, exc)
+        if not isinstance(exc, OSError):
+            raise
+
+
+def _output_error(path: str, exc: BaseException) -> OutputError:
+    error = OutputError(f"cannot write {path}: {reason_of(exc)}")
+    error.__cause__ = exc  # the errno travels: a full or read-only disk stops the run
+    return error
+
+
+def _write_temporary(path: str, directory: str, data: bytes, *, sync: bool) -> str:
+    """``data`` in a new hidden temporary file beside ``path`` (fsynced if ``sync``); its path. Removed again on
+    failure."""
+    # Long names are shortened by bytes, not characters, so prefix + random part + suffix stay within NAME_MAX
+    # (255 bytes) whatever the encoding; a cut inside a multi-byte character is harmless (the temporary name is
+    # bytes to the filesystem and never shown).
+    prefix = "." + os.fsdecode(os.fsencode(os.path.basename(path))[:100]) + "."
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), 0o644)  # mkstemp creates 0o600
+            file.write(data)
+            file.flush()
+            if sync:
+                os.fsync(file.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    return tmp_path
+
+
+def _load_syncfs():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+    return function
+
+
+_SYNCFS = _load_syncfs()
+_HAVE_SYNCFS = _SYNCFS is not None
+
+
+def _syncfs(directories: set[str]) -> None:
+    """Flush the file system of each directory (one call per file system: directories on one device share it);
+    an error is raised as the ``OSError`` it is (Linux reports lost writeback there since 5.8)."""
+    seen: set[int] = set()
+    for directory in directories:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            device = os.fstat(fd).st_dev
+            if device in seen:
+                continue
+            seen.add(device)
+            if _SYNCFS(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code))
+        finally:
+            os.close(fd)
 
 
 def _ensure_directory(directory: str) -> None:

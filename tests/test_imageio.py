@@ -612,6 +612,79 @@ def test_write_atomic_interrupt_cleans_up(tmp_path: Path, monkeypatch: pytest.Mo
     assert os.listdir(tmp_path) == []
 
 
+def test_files_written_together_appear_at_the_end_of_the_block_whole(tmp_path, monkeypatch) -> None:
+    from cartoonkit import fileio
+
+    calls = {"syncfs": 0, "fsync": 0}
+    if fileio._HAVE_SYNCFS:
+        real_syncfs = fileio._SYNCFS
+
+        def counting_syncfs(fd):
+            calls["syncfs"] += 1
+            return real_syncfs(fd)
+        monkeypatch.setattr(fileio, "_SYNCFS", counting_syncfs)
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.__setitem__("fsync", calls["fsync"] + 1), real_fsync(fd)))
+    (tmp_path / "b.png").write_bytes(b"old")
+    with fileio.durable_together() as group:
+        for name in "abc":
+            write_atomic(tmp_path / f"{name}.png", name.encode() * 3)
+        assert not (tmp_path / "a.png").exists() and (tmp_path / "b.png").read_bytes() == b"old"  # not yet
+        assert len(leftovers(tmp_path)) == 3
+    assert group.failed == {}
+    assert [(tmp_path / f"{n}.png").read_bytes() for n in "abc"] == [b"aaa", b"bbb", b"ccc"]
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644 and leftovers(tmp_path) == []
+    if fileio._HAVE_SYNCFS:  # one flush for the group, and only the directory fsynced (once)
+        assert calls == {"syncfs": 1, "fsync": 1}
+    else:
+        assert calls["fsync"] == 4
+
+
+def test_without_syncfs_each_file_is_fsynced_before_its_rename(tmp_path, monkeypatch) -> None:
+    from cartoonkit import fileio
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(fileio, "_HAVE_SYNCFS", False)
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    with fileio.durable_together() as group:
+        write_atomic(tmp_path / "a.png", b"a")
+        write_atomic(tmp_path / "b.png", b"b")
+        assert len(synced) == 2  # each temporary file, before any rename
+    assert group.failed == {} and (tmp_path / "b.png").read_bytes() == b"b"
+
+
+def test_a_failed_flush_places_no_file_of_the_group(tmp_path, monkeypatch) -> None:
+    from cartoonkit import fileio
+
+    def disk_full(directories):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio, "_HAVE_SYNCFS", True)
+    monkeypatch.setattr(fileio, "_syncfs", disk_full)
+    (tmp_path / "a.png").write_bytes(b"old")
+    with fileio.durable_together() as group:
+        write_atomic(tmp_path / "a.png", b"new")
+        write_atomic(tmp_path / "b.png", b"new")
+    assert sorted(group.failed) == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    assert "No space left on device" in str(group.failed[str(tmp_path / "b.png")])
+    assert group.failed[str(tmp_path / "b.png")].__cause__.errno == errno.ENOSPC  # a full disk stops a run
+    assert sorted(os.listdir(tmp_path)) == ["a.png"] and (tmp_path / "a.png").read_bytes() == b"old"
+
+
+def test_one_file_that_cannot_be_placed_leaves_the_others_in_place(tmp_path) -> None:
+    from cartoonkit import fileio
+
+    (tmp_path / "taken").mkdir()
+    with fileio.durable_together() as group:
+        write_atomic(tmp_path / "a.png", b"a")
+        write_atomic(tmp_path / "taken", b"x")  # a directory is in the way: found at the rename
+        write_atomic(tmp_path / "c.png", b"c")
+    assert list(group.failed) == [str(tmp_path / "taken")]
+    assert (tmp_path / "a.png").read_bytes() == b"a" and (tmp_path / "c.png").read_bytes() == b"c"
+    assert (tmp_path / "taken").is_dir() and leftovers(tmp_path) == []
+
+
 def test_module_has_no_global_side_effects() -> None:
     assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)
     assert imageio.DEFAULT_MAX_PIXELS == 64_000_000

@@ -8,7 +8,8 @@ encoding and writing overlap, and memory stays bounded whatever the size of the 
                        each full group, and the fullest partial one whenever the ready queue runs
                        dry (never waiting for a batch to fill), through Cartoonizer.process_many;
                        on CUDA encode JPEG output with nvJPEG, copy the rest to pinned memory -> write queue
-    writers (threads)  encode (Pillow), write atomically, note the output in the journal
+    writers (threads)  encode (Pillow) what is waiting, write it atomically as one group (the temporary
+                       files flushed together, then renamed), note the outputs in the journal
 
 Every output is written to a hidden temporary file and renamed (in object storage: uploaded, and there only
 when the upload completes), so a kill (even ``kill -9``) leaves whole files or none. A bad input is reported
@@ -32,6 +33,7 @@ import torch
 
 from ..config import CartoonConfig
 from ..errors import InvalidImageError, OutputError
+from ..fileio import durable_together
 from ..formats import ImageLimits
 from ..imageencode import encode_image
 from ..imageio import DecodedImage, read_image
@@ -46,6 +48,11 @@ log = logging.getLogger(__name__)
 
 _READERS_DONE = object()
 _WRITERS_DONE = object()
+# A writer writes what it has encoded as one group (one flush of the file system, not one fsync per file), up to
+# this many files or bytes: enough to spread the flush over many small outputs, little enough that the files of a
+# group are reported done soon.
+WRITE_GROUP_FILES = 32
+WRITE_GROUP_BYTES = 64 * 1024**2
 
 
 @dataclass(eq=False)
@@ -294,42 +301,83 @@ class Stream:
     # ----------------------------------------------------------------- writers
 
     def _writer(self) -> None:
-        while True:
-            output = self.outputs.get()
-            if output is _WRITERS_DONE:
-                return
-            if self._fatal.is_set():
-                continue  # the folder takes no more files: leave the rest to --resume
+        """Encode what is waiting, write it as one group (durability paid once for the group: see
+        :func:`~cartoonkit.fileio.durable_together`), then journal and report each file; repeat."""
+        finished = False
+        while not finished:
+            group: list[tuple[_Output, bytes]] = []
+            size = 0
+            output = self.outputs.get()  # wait for the first; take more only while they are already there
+            while True:
+                if output is _WRITERS_DONE:
+                    finished = True
+                    break
+                if not self._fatal.is_set():  # else the folder takes no more files: leave the rest to --resume
+                    data = self._encoded(output)
+                    if data is not None:
+                        group.append((output, data))
+                        size += len(data)
+                if len(group) >= WRITE_GROUP_FILES or size >= WRITE_GROUP_BYTES:
+                    break
+                try:
+                    output = self.outputs.get_nowait()
+                except queue.Empty:
+                    break
+            if group:
+                self._write_group(group)
+
+    def _encoded(self, output: _Output) -> bytes | None:
+        """The output's file bytes (encoded here unless the engine did it), or ``None`` after reporting why not."""
+        if output.data is not None:
+            return output.data
+        try:
+            if output.ready is not None:
+                output.ready.synchronize()  # the copy from the GPU has landed
+            with self._timed("encode"):
+                return encode_image(output.rgb, output.alpha, format=self.config.format, quality=self.config.quality)
+        except Exception as exc:
+            self.sink.failed(output.task, unexpected(exc))
+            return None
+
+    def _write_group(self, group: list[tuple[_Output, bytes]]) -> None:
+        """Write the group's files durably together, then journal and report each; a full or read-only folder
+        stops the run (the files written before it stay, whole)."""
+        written: list[_Output] = []
+        with self._timed("write"), durable_together() as placed:
+            for output, data in group:
+                if self._fatal.is_set():
+                    break  # the rest is left to --resume
+                try:
+                    storage.write_output(output.task.dst, data)
+                    written.append(output)
+                except Exception as exc:
+                    self._write_failed(output.task, exc)
+        for output in written:
             task = output.task
             try:
-                data = output.data
-                if data is None:
-                    if output.ready is not None:
-                        output.ready.synchronize()  # the copy from the GPU has landed
-                    with self._timed("encode"):
-                        data = encode_image(output.rgb, output.alpha, format=self.config.format,
-                                            quality=self.config.quality)
-                with self._timed("write"):
-                    storage.write_output(task.dst, data)
+                if (error := placed.failed.get(str(task.dst))) is not None:
+                    raise error
                 if self.journal is not None:
                     self.journal.add(task.key)
-            except OutputError as exc:
-                if is_fatal(exc):
-                    with self._lock:
-                        first = not self._fatal.is_set()
-                        self._fatal.set()
-                    self.stop.set()
-                    if first:
-                        self.sink.fatal(str(exc))
-                else:
-                    self.sink.failed(task, str(exc))
-                continue
             except Exception as exc:
-                self.sink.failed(task, unexpected(exc))
+                self._write_failed(task, exc)
                 continue
             for note in output.notes:
                 self.sink.note(task, note)
             self.sink.done(task)
+
+    def _write_failed(self, task: Task, exc: Exception) -> None:
+        if not isinstance(exc, OutputError):
+            self.sink.failed(task, unexpected(exc))
+        elif is_fatal(exc):
+            with self._lock:
+                first = not self._fatal.is_set()
+                self._fatal.set()
+            self.stop.set()
+            if first:
+                self.sink.fatal(str(exc))
+        else:
+            self.sink.failed(task, str(exc))
 
 
 def _engine_failure(exc: Exception, photo: torch.Tensor, device: torch.device) -> str:
