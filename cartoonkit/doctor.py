@@ -153,8 +153,9 @@ def describe(resolution: int = 1024) -> str:
         lines.append("CUDA: not available; cartoonkit runs on the CPU")
     for device in devices:
         rec = recommend(device, resolution)
+        default = " (default)" if rec.batch_size == DEFAULT_BATCH_SIZE.get(device.type, 1) else ""
         lines.append(f"\nrecommended on {rec.device} at {resolution}px: precision={rec.precision}, "
-                     f"folder batch size={rec.batch_size} (default), compile={'on' if rec.compile else 'off'}")
+                     f"folder batch size={rec.batch_size}{default}, compile={'on' if rec.compile else 'off'}")
         lines += [f"  - {r}" for r in rec.reasons]
     lines.append("\nknown GPU profiles: " + ", ".join(p.name for p in PROFILES))
     return "\n".join(lines)
