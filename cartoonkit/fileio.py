@@ -87,23 +87,23 @@ def durable_together() -> Iterator[_Group]:
 
 
 def _commit(group: _Group) -> None:
-    waiting = list(group.pending)
+    placed = 0  # entries of group.pending dealt with (in place, or failed on their own)
     try:
-        if _HAVE_SYNCFS and waiting:
-            _syncfs({os.path.dirname(temporary) for _, temporary in waiting})
-        while waiting:
-            path, temporary = waiting[0]
+        if _HAVE_SYNCFS and group.pending:
+            _syncfs({os.path.dirname(temporary) for _, temporary in group.pending})
+        for path, temporary in group.pending:
             try:
                 os.replace(temporary, path)
             except OSError as exc:
                 group.failed[path] = _output_error(path, exc)
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
-            waiting.pop(0)
-        for directory in {os.path.dirname(path) for path, _ in group.pending}:
+            placed += 1
+        # The temporary file's folder is the destination's, and absolute (a bare relative name has none).
+        for directory in {os.path.dirname(temporary) for _, temporary in group.pending}:
             _fsync_directory(directory)
     except BaseException as exc:  # the flush failed (or the thread was interrupted): none of the rest is placed
-        for path, temporary in waiting:
+        for path, temporary in group.pending[placed:]:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             if isinstance(exc, OSError):

@@ -23,7 +23,7 @@ from .video.probe import DEFAULT_MAX_PIXELS as VIDEO_MAX_PIXELS
 DEFAULT_BATCH_SIZE: dict[str, int] = {"cuda": 8, "cpu": 1}
 """Photos (or frames) per engine call when no batch size is given, by device type: on the CPU the cores are
 already busy with one image (BENCHMARKS.md measures the batch effect); a GPU needs several to be kept busy."""
-BATCH_SIZE_HELP = "(default 8 on CUDA, 1 on the CPU)"
+BATCH_SIZE_HELP = f"(default {DEFAULT_BATCH_SIZE['cuda']} on CUDA, {DEFAULT_BATCH_SIZE['cpu']} on the CPU)"
 MAX_BATCH_SIZE = 4096
 MAX_PROCESSES = 64
 MAX_IO_THREADS = 64

@@ -640,6 +640,18 @@ def test_files_written_together_appear_at_the_end_of_the_block_whole(tmp_path, m
         assert calls["fsync"] == 4
 
 
+def test_a_group_syncs_the_folder_of_a_bare_relative_name(tmp_path, monkeypatch) -> None:
+    from cartoonkit import fileio
+
+    synced = []
+    monkeypatch.setattr(fileio, "_fsync_directory", synced.append)
+    monkeypatch.chdir(tmp_path)
+    with fileio.durable_together() as group:
+        write_atomic("a.png", b"a")
+    assert group.failed == {} and (tmp_path / "a.png").read_bytes() == b"a"
+    assert synced == [str(tmp_path)]
+
+
 def test_without_syncfs_each_file_is_fsynced_before_its_rename(tmp_path, monkeypatch) -> None:
     from cartoonkit import fileio
 
