@@ -55,6 +55,7 @@ from .formats import (  # re-exported: the torch-free half of this module
     ImageLimits,
 )
 from .imageencode import check_rgb_alpha
+from .layout import hwc_to_chw
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
@@ -497,8 +498,8 @@ def _with_format(image: Image.Image, format: str | None) -> Image.Image:
 
 def _split_channels(array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(H, W, 3|4) array -> (3, H, W) tensor and (1, H, W) alpha, dropping opaque alpha."""
-    rgb = torch.from_numpy(array[:, :, :3]).permute(2, 0, 1).contiguous()
-    if array.shape[2] == 3 or bool((array[:, :, 3] == 255).all()):
+    planes = hwc_to_chw(array)
+    rgb = planes[:3]
+    if array.shape[2] == 3 or bool((planes[3] == 255).all()):
         return rgb, None
-    alpha = torch.from_numpy(array[:, :, 3]).unsqueeze(0).contiguous()
-    return rgb, alpha
+    return rgb, planes[3:]
