@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from pathlib import PurePath
 
 from ..formats import VIDEO_SUFFIXES, suffix_kind
 
@@ -35,8 +34,9 @@ def extension(name: str, folder: bool = False) -> str:
     """``.jpg`` (lower case) for a file, ``(none)`` without one, ``(folder)`` for a folder."""
     if folder:
         return "(folder)"
-    suffix = PurePath(name).suffix.lower()
-    return suffix if suffix and suffix != PurePath(name).name.lower() else "(none)"
+    base = name.rstrip("/").rpartition("/")[2]  # PurePath(name).suffix without making a path (once per file)
+    dot = base.rfind(".")
+    return base[dot:].lower() if 0 < dot < len(base) - 1 else "(none)"
 
 
 def not_image_reason(name: str) -> str:
