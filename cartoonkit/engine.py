@@ -16,9 +16,10 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
   replayed as a CUDA graph (``mode="reduce-overhead"``), which removes the per-kernel launch cost that
   dominates small batches on a fast GPU.
 * ``bucket``: images are padded (bottom/right, cropped afterwards) up to a multiple of
-  ``options.padding`` pixels, so photos of similar size share one shape: they batch together and reuse
-  compiled graphs and cuDNN plans. The padding depends on a photo's own size only, never on its batch
-  companions, so a photo's result does not depend on what else was in its batch.
+  ``options.padding`` pixels (64 when compiled or on CUDA, where the short side also snaps to a small fixed
+  ladder of aspect ratios, :func:`~cartoonkit.options.bucket_shape`), so photos of similar size share one shape:
+  they batch together and reuse compiled graphs, CUDA graphs and cuDNN plans. The padding depends on a photo's
+  own size only, never on its batch companions, so a photo's result does not depend on what else was in its batch.
 * out-of-memory back-off: a batch that does not fit is split in halves and retried.
 
 The options themselves, and the rules that read them, are in :mod:`cartoonkit.options`; process-wide
@@ -36,7 +37,7 @@ from .errors import ConfigError
 from .hardware import cpu_supports_fast_bf16
 from .network import CartoonNetwork
 from .options import COMPILED_BUCKET, PRECISIONS, EngineOptions, bucket_shape, precision_name
-from .transforms import network_to_rgb_float, pad_to_multiple, rgb_uint8_to_network
+from .transforms import network_to_rgb_float, pad_to_shape, rgb_uint8_to_network
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Engine:
         """
         height, width = rgb.shape[-2:]
         x = rgb_uint8_to_network(rgb.to(self.device, non_blocking=True))
-        x = pad_to_multiple(x, self.bucket)
+        x = pad_to_shape(x, *bucket_shape(height, width, self.bucket))
         if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = self._run_with_backoff(x)

@@ -21,8 +21,14 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
 SIZE_MULTIPLE = 4
 """The generator needs sides that are multiples of 4 (two stride-2 stages); the finest bucket."""
 COMPILED_BUCKET = 64
-"""Bucket for compiled engines: every shape costs a compilation, so photos are padded to coarser steps
-(at 1024 px, at most 16 short-side shapes per orientation) at the price of a little padding."""
+"""Bucket for compiled engines and for CUDA: every shape costs a compilation (and on CUDA a cuDNN autotuning
+and a CUDA graph), so photos are padded to coarser steps, and the short side also to :data:`SHAPE_LADDER`, at the
+price of a little padding."""
+SHAPE_LADDER = ((1, 2), (9, 16), (5, 8), (2, 3), (3, 4), (4, 5), (7, 8), (1, 1))
+"""With a coarse bucket (:data:`COMPILED_BUCKET` and up), a short side longer than half the long side is padded up to
+the first of these fractions of the long side (each rounded up to the bucket) that holds it: 2:1, 16:9, 8:5, 3:2,
+4:3, 5:4, 8:7 and square, the aspect ratios of cameras, phones and screens. So at any resolution a folder of mixed
+photos runs at no more than 8 shapes per orientation above 2:1 (at 2048 px, 64-pixel steps alone would allow 16)."""
 
 
 def _device_choices() -> tuple[str, ...]:
@@ -81,16 +87,20 @@ class EngineOptions:
 
     @property
     def padding(self) -> int:
-        """The bucket images are padded to: ``bucket`` if set, else 4 eager and :data:`COMPILED_BUCKET` compiled."""
+        """The bucket images are padded to: ``bucket`` if set, else :data:`COMPILED_BUCKET` compiled or on CUDA,
+        4 otherwise (an eager CPU engine pays nothing per new shape, and every padded pixel costs it time)."""
         if self.bucket is not None:
             return self.bucket
-        return COMPILED_BUCKET if self.compiled else SIZE_MULTIPLE
+        cuda = self.device.startswith("cuda")
+        return COMPILED_BUCKET if self.compiled or cuda else SIZE_MULTIPLE
 
     def resolved(self, device_type: str, *, int8_ok: bool = True) -> EngineOptions:
         """These options made concrete for a device: ``precision`` (``auto`` -> the name it means there, see
-        :func:`precision_name`) and ``bucket`` (the :attr:`padding` that precision gives), so that they describe
-        what really runs, and the resume fingerprint records that."""
+        :func:`precision_name`) and ``bucket`` (the :attr:`padding` that precision and device give), so that they
+        describe what really runs, and the resume fingerprint records that."""
         concrete = replace(self, precision=precision_name(self.precision, device_type, int8_ok=int8_ok))
+        if self.bucket is None and device_type == "cuda":  # "auto" that turned out to be CUDA
+            return replace(concrete, bucket=COMPILED_BUCKET)
         return replace(concrete, bucket=concrete.padding)
 
     def for_processes(self, device_type: str) -> EngineOptions:
@@ -161,5 +171,17 @@ def _x86() -> bool:
 
 
 def bucket_shape(height: int, width: int, bucket: int) -> tuple[int, int]:
-    """The padded shape a ``height x width`` image runs at: each side rounded up to ``bucket``."""
-    return -(-height // bucket) * bucket, -(-width // bucket) * bucket
+    """The padded shape a ``height x width`` image runs at: each side rounded up to ``bucket``; with a coarse
+    bucket (:data:`COMPILED_BUCKET` and up) a short side over half the long side also goes up to the next rung of
+    :data:`SHAPE_LADDER`. It depends on the image's own size only, never on what else is in its batch."""
+    def up(side: int) -> int:
+        return -(-side // bucket) * bucket
+
+    padded_height, padded_width = up(height), up(width)
+    if bucket < COMPILED_BUCKET:
+        return padded_height, padded_width
+    long, short = max(padded_height, padded_width), min(padded_height, padded_width)
+    rungs = [up(-(-long * numerator // denominator)) for numerator, denominator in SHAPE_LADDER]
+    if short > rungs[0]:  # below 2:1 (panoramas, strips) the bucket alone
+        short = next(rung for rung in rungs if rung >= short)
+    return (long, short) if padded_height >= padded_width else (short, long)

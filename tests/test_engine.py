@@ -48,6 +48,39 @@ def test_bucket_shape():
     assert bucket_shape(256, 171, 64) == (256, 192)
     assert bucket_shape(256, 192, 64) == (256, 192)
     assert bucket_shape(5, 9, 4) == (8, 12)
+    assert bucket_shape(1024, 920, 4) == (1024, 920)  # fine buckets: no ladder
+    assert bucket_shape(1024, 920, 64) == (1024, 1024)  # 960 is not a rung: to the square
+    assert bucket_shape(920, 1024, 64) == (1024, 1024)
+    assert bucket_shape(1024, 200, 64) == (1024, 256)  # beyond 2:1 the bucket alone
+
+
+def test_cuda_engines_get_the_coarse_bucket_even_eager():
+    """On CUDA every new shape costs a cuDNN autotuning, so eager CUDA engines pad like compiled ones."""
+    from cartoonkit.options import COMPILED_BUCKET, SIZE_MULTIPLE
+
+    assert EngineOptions().resolved("cuda").bucket == COMPILED_BUCKET  # device "auto" that turned out to be CUDA
+    assert EngineOptions(device="cuda:1").padding == COMPILED_BUCKET
+    assert EngineOptions(precision="float32").resolved("cpu").bucket == SIZE_MULTIPLE
+    assert EngineOptions(bucket=8).resolved("cuda").bucket == 8  # asked for by name: kept
+
+
+@pytest.mark.parametrize("long_side", [512, 1024, 1536, 2048, 4096])
+def test_coarse_buckets_are_a_small_fixed_set_per_resolution(long_side):
+    from cartoonkit.options import COMPILED_BUCKET, SHAPE_LADDER
+
+    half = long_side // 2
+    for short in range(1, long_side + 1):
+        for height, width in ((long_side, short), (short, long_side)):
+            padded = bucket_shape(height, width, COMPILED_BUCKET)
+            assert padded[0] >= height and padded[1] >= width  # padding only adds
+            assert padded[0] % COMPILED_BUCKET == 0 and padded[1] % COMPILED_BUCKET == 0
+            assert bucket_shape(*padded, COMPILED_BUCKET) == padded  # a bucket shape is its own bucket
+    above_half = {bucket_shape(long_side, short, COMPILED_BUCKET) for short in range(half + 1, long_side + 1)}
+    assert len(above_half) <= len(SHAPE_LADDER) - 1
+    # the common aspect ratios pay no more padding than the 64-pixel rounding alone
+    for numerator, denominator in ((9, 16), (2, 3), (3, 4), (4, 5), (1, 1)):
+        short = round(long_side * numerator / denominator)
+        assert bucket_shape(long_side, short, COMPILED_BUCKET)[1] == -(-short // 64) * 64
 
 
 def test_reduced_precision_keeps_40_db_on_real_photos(models_dir, photos):
