@@ -134,7 +134,7 @@ def read_image(
         _check_byte_count(len(data), name, limits)
     elif isinstance(source, (str, os.PathLike)):
         name = os.fsdecode(source) if name is None else name
-        data = _read_file(source, name, limits)
+        data = read_file_bytes(source, name, limits)
     else:
         raise TypeError(f"read_image expects a path or bytes, got {type(source).__name__}")
 
@@ -267,8 +267,9 @@ def decode_pil(
     )
 
 
-def _read_file(path: str | os.PathLike, name: str, limits: ImageLimits) -> bytes:
-    """Read the whole file once, after cheap ``stat`` checks, so no handle stays open."""
+def read_file_bytes(path: str | os.PathLike, name: str, limits: ImageLimits = ImageLimits()) -> bytes:
+    """Read the whole file once, after cheap ``stat`` checks, so no handle stays open; an
+    :class:`InvalidImageError` naming ``name`` for a missing, unreadable, special or too large file."""
     try:
         info = os.stat(path)
     except FileNotFoundError:

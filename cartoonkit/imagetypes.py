@@ -44,9 +44,15 @@ def device_of(image: Any) -> torch.device:
     return image.device if isinstance(image, torch.Tensor) else torch.device("cpu")
 
 
-def to_decoded(image: Any, limits: ImageLimits = ImageLimits()) -> DecodedImage:
+def to_decoded(image: Any, limits: ImageLimits = ImageLimits(), device: torch.device | None = None) -> DecodedImage:
+    """Any supported image kind as one :class:`DecodedImage`; a path to a plain JPEG is decoded on ``device`` if
+    that is a CUDA device (nvJPEG, :func:`~cartoonkit.gpu_codecs.read_for_device`)."""
     kind_of(image)  # raises for unsupported types
     if isinstance(image, (str, os.PathLike)):
+        if device is not None and device.type == "cuda":
+            from .gpu_codecs import read_for_device
+
+            return read_for_device(image, device, limits)
         return read_image(image, limits=limits)
     if isinstance(image, (bytes, bytearray, memoryview)):
         return read_image(bytes(image), name="<bytes>", limits=limits)

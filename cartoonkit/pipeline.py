@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import imagetypes, runtime
+from . import gpu_codecs, imagetypes, runtime
 from .adjustments import denoise, finish, target_size
 from .config import DEFAULT_MODEL, CartoonConfig
 from .engine import Engine
@@ -36,7 +36,7 @@ from .errors import ConfigError
 from .fileio import write_atomic
 from .formats import ImageLimits
 from .imageencode import encode_image
-from .imageio import DecodedImage, read_image
+from .imageio import DecodedImage
 from .options import EngineOptions, bucket_shape
 from .settings import with_changes
 from .timing import timed
@@ -162,8 +162,8 @@ class Cartoonizer:
         config = with_changes(config or CartoonConfig(), settings)
         kind = imagetypes.check_output_kind(output) if output else imagetypes.kind_of(image)
         timings: dict[str, float] = {}
-        with timed(timings, "decode"):
-            decoded = imagetypes.to_decoded(image, self.limits)
+        with timed(timings, "decode", self.device):
+            decoded = imagetypes.to_decoded(image, self.limits, self.device)
         result = self.process_many([self.prepare(decoded, config, timings)], config)[0]
         return imagetypes.from_result(result, kind, config, device=imagetypes.device_of(image))
 
@@ -173,12 +173,15 @@ class Cartoonizer:
 
     def cartoonize_file(self, src: str | os.PathLike, dst: str | os.PathLike,
                         config: CartoonConfig = CartoonConfig()) -> CartoonResult:
-        """Read ``src``, cartoonize, write ``dst`` atomically (no partial file on any failure)."""
+        """Read ``src``, cartoonize, write ``dst`` atomically (no partial file on any failure). On CUDA a plain JPEG
+        is decoded, and JPEG output encoded, with nvJPEG on the device (:mod:`~cartoonkit.gpu_codecs`)."""
         timings: dict[str, float] = {}
-        with timed(timings, "decode"):
-            decoded = read_image(src, limits=self.limits)
+        with timed(timings, "decode", self.device):
+            decoded = gpu_codecs.read_for_device(src, self.device, self.limits)
         result = self.process_many([self.prepare(decoded, config, timings)], config)[0]
-        write_atomic(dst, result.encode(config.format, config.quality))
+        with timed(result.timings, "encode"):
+            data = gpu_codecs.encode_for_device(result.rgb, result.alpha, config.format, config.quality)
+        write_atomic(dst, data)
         return result
 
     # ------------------------------------------------------------------ the chain

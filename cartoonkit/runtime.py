@@ -22,13 +22,16 @@ at 1024 px needs at most 32 (two orientations), so this limit is never the reaso
 
 
 def configure_torch(device: torch.device, *, compiled: bool = False, threads: int | None = None) -> None:
-    """For a ``compiled`` engine, raise dynamo's recompile limit to :data:`COMPILED_SHAPES`; on CUDA let cuDNN
-    autotune (shapes repeat thanks to the buckets); if given, set the CPU threads of this process; keep freed
-    memory in the process (:func:`keep_freed_memory`). Idempotent.
+    """For a ``compiled`` engine, raise dynamo's recompile limit to :data:`COMPILED_SHAPES` and, on CUDA, keep
+    inductor's caches across processes (:func:`persistent_inductor_cache`); on CUDA let cuDNN autotune (shapes
+    repeat thanks to the buckets); if given, set the CPU threads of this process; keep freed memory in the
+    process (:func:`keep_freed_memory`). Idempotent.
 
     Dynamo is only imported for compiled engines: importing it costs about 1.5 s of start-up."""
     keep_freed_memory()
     if compiled:
+        if device.type == "cuda":
+            persistent_inductor_cache()
         import torch._dynamo.config as dynamo_config
 
         dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_SHAPES)
@@ -36,6 +39,30 @@ def configure_torch(device: torch.device, *, compiled: bool = False, threads: in
         torch.backends.cudnn.benchmark = True
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def persistent_inductor_cache() -> str:
+    """Point inductor's on-disk caches (its FX graph cache, autotuning results and generated kernels) at
+    ``$CARTOONKIT_CACHE/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` names another folder than torch's default,
+    and make sure the FX graph cache is on. Why: inductor's default is ``/tmp/torchinductor_$USER``, which a
+    reboot or a clean of ``/tmp`` empties, so a compiled CUDA engine would generate and autotune its kernels
+    again; with the cache kept, a new process only traces (dynamo) and loads. (Torch writes its default into the
+    variable the first time it looks, so the default there counts as unset.) The CPU path keeps whole compiled
+    packages instead (:mod:`cartoonkit.compile_cache`). Returns the folder in use."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from .paths import cache_dir
+
+    given = os.environ.get(INDUCTOR_CACHE_ENV)
+    if not given or os.path.abspath(given) == os.path.abspath(default_cache_dir()):
+        os.environ[INDUCTOR_CACHE_ENV] = str(cache_dir() / "inductor")
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fx_graph_cache = True
+    return os.environ[INDUCTOR_CACHE_ENV]
 
 
 KEEP_FREED_MEMORY_ENV = "CARTOONKIT_KEEP_FREED_MEMORY"

@@ -1,12 +1,14 @@
 """Timing helpers shared by the pipeline, the folder runner, the benchmark and the analysis modules.
 
 On CUDA, work is asynchronous: a stage is only over once the device has finished it, so every helper
-here takes the device and synchronises it before reading the clock.
+here takes the device and synchronises it before reading the clock, except inside :func:`host_time_only`,
+where a pipeline that overlaps the device's work (the folder stream) times the device with CUDA events instead.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,12 +22,30 @@ def synchronize(device: torch.device | None) -> None:
         torch.cuda.synchronize(device)
 
 
+_host_only = threading.local()
+
+
+@contextmanager
+def host_time_only() -> Iterator[None]:
+    """In this block (this thread only), :func:`timed` does not synchronise the device: stage timings are the
+    host's time to queue the work. Why: one synchronisation per stage and per photo stalls the device between
+    them and stops the next batch's work from being queued behind the current one."""
+    before = getattr(_host_only, "on", False)
+    _host_only.on = True
+    try:
+        yield
+    finally:
+        _host_only.on = before
+
+
 @contextmanager
 def timed(timings: dict[str, float], stage: str, device: torch.device | None = None) -> Iterator[None]:
-    """Add the seconds the block takes to ``timings[stage]`` (after synchronising ``device``)."""
+    """Add the seconds the block takes to ``timings[stage]`` (after synchronising ``device``, unless inside
+    :func:`host_time_only`)."""
     start = time.perf_counter()
     yield
-    synchronize(device)
+    if not getattr(_host_only, "on", False):
+        synchronize(device)
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
 
 

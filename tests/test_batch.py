@@ -172,6 +172,32 @@ def test_batch_results_equal_single_photo_results(cartoonizer, tree, tmp_path):
         assert np.abs(pixels(out / name) - alone.astype(int)).max() <= 1, name
 
 
+def test_finisher_thread_gives_the_same_files(cartoonizer, tree, tmp_path, monkeypatch):
+    """The finisher stage (a thread of its own on CUDA, where it overlaps the device's work) forced on the CPU,
+    batches of one and slow writers, so batches queue up behind it and it still delivers after the engine loop
+    has ended: every file arrives, byte for byte what the inline path writes."""
+    import functools
+
+    from cartoonkit.folder import stream, workers
+
+    inline = tmp_path / "inline"
+    run_folder(tree, inline, CONFIG, cartoonizer=cartoonizer, batch_size=1, progress=False)
+    encode_image = stream.encode_image
+
+    def slow_encode(*args, **kwargs):  # slower than the engine: the write queue fills up
+        time.sleep(0.3)
+        return encode_image(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "encode_image", slow_encode)
+    monkeypatch.setattr(workers, "Stream", functools.partial(stream.Stream, finisher=True))
+    threaded = tmp_path / "threaded"
+    report = run_folder(tree, threaded, CONFIG, cartoonizer=cartoonizer, batch_size=1, io_threads=1, progress=False)
+    assert report.done == 6 and not report.failed
+    assert sum(report.batches.values()) == 6
+    for name in EXPECTED:
+        assert (threaded / name).read_bytes() == (inline / name).read_bytes(), name
+
+
 # --------------------------------------------------------------------------- skip, overwrite, resume settings
 
 

@@ -275,7 +275,7 @@ def test_jpeg_xl_without_the_extra_names_it(monkeypatch):
 def test_gpu_jpeg_path_leaves_profiles_to_the_cpu_and_tags_its_outputs():
     """nvJPEG knows no colour profiles: a JPEG with a wide-gamut profile goes to the CPU decoder; one tagged
     sRGB or untagged may take the GPU; nvJPEG's outputs get the same sRGB profile as the CPU encoder's."""
-    from cartoonkit.folder.gpu_codecs import plain_jpeg
+    from cartoonkit.gpu_codecs import plain_jpeg
 
     photo = Image.fromarray(pattern(16, 16))
     limits = ImageLimits()

@@ -419,3 +419,39 @@ def test_cpu_and_cuda_agree(shared_images):
     half = Cartoonizer.from_pretrained(device="cuda")(path, resolution=512).astype(int)  # float16
     mse = np.mean((half - on_gpu) ** 2)
     assert np.abs(half - on_gpu).max() <= 2 and (mse == 0 or 10 * np.log10(255**2 / mse) >= 44)
+
+
+@pytest.mark.gpu
+def test_cuda_single_photo_takes_nvjpeg_and_matches_the_cpu_codecs(shared_images, tmp_path):
+    """cartoonize_file on CUDA: a plain JPEG decoded by nvJPEG on the device, JPEG output encoded there too; the
+    result equals the Pillow-decoded photo's (same engine) within the decoders' rounding, and the file is a JPEG
+    tagged sRGB like the CPU encoder's."""
+    from cartoonkit import Cartoonizer, gpu_codecs
+    from cartoonkit.colour import is_srgb
+
+    ck = Cartoonizer.from_pretrained(device="cuda")
+    decoded = gpu_codecs.read_for_device(shared_images / PORTRAIT, ck.device)
+    assert decoded.rgb.is_cuda  # nvJPEG, not Pillow
+    pillow = read_image(shared_images / PORTRAIT).rgb
+    assert (decoded.rgb.cpu().int() - pillow.int()).abs().float().mean() < 1.5
+    config = CartoonConfig(resolution=512, format="jpg")
+    ck.cartoonize_file(shared_images / PORTRAIT, tmp_path / "gpu.jpg", config)  # warm: shapes seen once
+    result = ck.cartoonize_file(shared_images / PORTRAIT, tmp_path / "gpu.jpg", config)
+    assert {"decode", "encode"} <= set(result.timings)
+    reference = ck.process(read_image(shared_images / PORTRAIT), CartoonConfig(resolution=512)).rgb.cpu()
+    with Image.open(tmp_path / "gpu.jpg") as im:
+        assert im.format == "JPEG" and is_srgb(im.info.get("icc_profile"))
+        written = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+    assert written.shape == reference.shape
+    assert (written.int() - reference.int()).abs().float().mean() < 3  # two decoders and a JPEG encode apart
+
+
+def test_read_for_device_on_the_cpu_is_read_image(shared_images, tmp_path):
+    from cartoonkit import gpu_codecs
+
+    for name in (PORTRAIT, "bf_3faces.png"):
+        ours = gpu_codecs.read_for_device(shared_images / name, torch.device("cpu"))
+        assert torch.equal(ours.rgb, read_image(shared_images / name).rgb)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    with pytest.raises(InvalidImageError, match="bad.jpg"):
+        gpu_codecs.read_for_device(tmp_path / "bad.jpg", torch.device("cpu"))

@@ -44,3 +44,38 @@ def test_freed_buffers_stay_in_the_process_unless_turned_off():
     assert kept and with_setting < pages // 20  # reused from the heap: almost no faults
     kept, without = faults({"CARTOONKIT_KEEP_FREED_MEMORY": "0"})
     assert not kept and without > pages // 2  # glibc mapped and unmapped it: faulted in again
+
+
+INDUCTOR_PROBE = r"""
+import os, sys
+import torch
+from cartoonkit import runtime
+runtime.configure_torch(torch.device("cuda"), compiled=True)  # only sets switches: no GPU needed
+from torch._dynamo.utils import counters
+from torch._inductor.runtime.cache_dir_utils import cache_dir
+if sys.argv[1:] != ["settings-only"]:
+    torch.compile(lambda x: torch.sin(x) * 2 + 1)(torch.ones(8))
+print(os.environ["TORCHINDUCTOR_CACHE_DIR"], cache_dir(), counters["inductor"]["fxgraph_cache_hit"])
+"""
+
+
+def test_compiled_cuda_engines_keep_inductors_cache_across_processes(tmp_path):
+    """Inductor's caches go to $CARTOONKIT_CACHE/inductor (not /tmp), and a second process finds the compiled
+    graph there: an FX graph cache hit, where the first process had none. Checked with a small function on the
+    CPU, which goes through the same cache."""
+    import os
+
+    env = {**os.environ, "CARTOONKIT_CACHE": str(tmp_path)}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", INDUCTOR_PROBE], capture_output=True, text=True, timeout=300,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(proc.stdout.split())
+    expected = str(tmp_path / "inductor")
+    assert runs[0][:2] == [expected, expected] and runs[1][:2] == [expected, expected]
+    assert int(runs[0][2]) == 0 and int(runs[1][2]) >= 1
+    explicit = subprocess.run([sys.executable, "-c", INDUCTOR_PROBE, "settings-only"], capture_output=True, text=True, timeout=300,
+                              env={**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")})
+    assert explicit.returncode == 0 and explicit.stdout.split()[0] == str(tmp_path / "mine")

@@ -4,9 +4,9 @@
 
 * :mod:`.plan`: which files there are and where each output goes (also ``cartoonkit run``'s planner);
 * :mod:`.state`: the settings fingerprint, journal and lock that make ``--resume`` safe;
-* :mod:`.stream`: readers -> engine -> writers on one device, through ``Cartoonizer.process_many``;
+* :mod:`.stream`: readers -> engine -> finisher -> writers on one device, through ``Cartoonizer.process_many``
+  (nvJPEG through :mod:`cartoonkit.gpu_codecs` on CUDA);
 * :mod:`.workers`: the stream in this process, and the rules for which engines may run in several processes;
-* :mod:`.gpu_codecs`: nvJPEG decoding and encoding on CUDA;
 * :mod:`.ray_backend`: ``backend="ray"`` (and ``workers``/``devices``): the same tasks on a pool of Ray actors, on
   this machine or a cluster;
 * :mod:`.report`: what happened to every file, and the JSON report.

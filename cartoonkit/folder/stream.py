@@ -1,4 +1,4 @@
-"""The folder stream on one device: three stages joined by bounded queues, so reading, decoding, the network,
+"""The folder stream on one device: stages joined by bounded queues, so reading, decoding, the network,
 encoding and writing overlap, and memory stays bounded whatever the size of the folder::
 
     readers (threads)  read the file; decode it with Pillow (on CUDA, plain JPEGs are left for
@@ -6,10 +6,19 @@ encoding and writing overlap, and memory stays bounded whatever the size of the 
     engine (caller)    on CUDA: decode the pulled JPEGs together with nvJPEG, copy the others
                        from pinned memory, prepare on the GPU; group photos by bucket shape; run
                        each full group, and the fullest partial one whenever the ready queue runs
-                       dry (never waiting for a batch to fill), through Cartoonizer.process_many;
-                       on CUDA encode JPEG output with nvJPEG, copy the rest to pinned memory -> write queue
+                       dry (never waiting for a batch to fill), through Cartoonizer.process_many
+                       ......................................................... -> finishing queue
+    finisher (CUDA)    wait for the batch's "done" event; encode JPEG output with nvJPEG, copy
+                       the rest to pinned memory on its own stream (on the CPU the engine thread
+                       does this step itself) ............................................ -> write queue
     writers (threads)  encode (Pillow) what is waiting, write it atomically as one group (the temporary
                        files flushed together, then renamed), note the outputs in the journal
+
+On CUDA the engine thread only queues work: it runs on its own CUDA stream, never synchronises (stage timings
+are host time, :func:`~cartoonkit.timing.host_time_only`), and records an event after each batch. So while
+the device runs batch k, the engine thread decodes and queues batch k+1, and the finisher encodes and copies
+batch k-1; the finishing queue holds at most two batches, which bounds the device memory in flight. The
+report's ``network`` seconds on CUDA are the device's, from CUDA events around each batch.
 
 Every output is written to a hidden temporary file and renamed (in object storage: uploaded, and there only
 when the upload completes), so a kill (even ``kill -9``) leaves whole files or none. A bad input is reported
@@ -37,8 +46,10 @@ from ..fileio import durable_together
 from ..formats import ImageLimits
 from ..imageencode import encode_image
 from ..imageio import DecodedImage, read_image
-from ..pipeline import FACE_STAGES, Cartoonizer, NetworkInput
-from . import gpu_codecs, storage
+from ..pipeline import FACE_STAGES, CartoonResult, Cartoonizer, NetworkInput
+from ..timing import host_time_only
+from .. import gpu_codecs
+from . import storage
 from .plan import Task
 from .reasons import is_fatal, strip_name, unexpected
 from .report import STAGES
@@ -47,7 +58,11 @@ from .state import Journal
 log = logging.getLogger(__name__)
 
 _READERS_DONE = object()
+_FINISHER_DONE = object()
 _WRITERS_DONE = object()
+# Batches queued on the device ahead of the finisher: enough to keep the device busy while one is finished,
+# few enough that the memory they hold stays small.
+BATCHES_IN_FLIGHT = 2
 # A writer writes what it has encoded as one group (one flush of the file system, not one fsync per file), up to
 # this many files or bytes: enough to spread the flush over many small outputs, little enough that the files of a
 # group are reported done soon.
@@ -67,6 +82,16 @@ class _Item:
 
 
 @dataclass(eq=False)
+class _Batch:
+    """One engine call's photos and results on their way to the finisher (on CUDA, possibly still computing)."""
+
+    items: list[_Item]
+    results: list[CartoonResult]
+    started: Any = None  # CUDA events around the batch's device work, or None
+    done: Any = None
+
+
+@dataclass(eq=False)
 class _Output:
     """One cartoon on its way to a writer: pixels to encode, or bytes already encoded."""
 
@@ -82,10 +107,17 @@ class Stream:
     """Readers -> engine (the calling thread) -> writers, on the device of one :class:`Cartoonizer`."""
 
     def __init__(self, cartoonizer: Cartoonizer, config: CartoonConfig, tasks: Sequence[Task], sink, *,
-                 batch_size: int, io_threads: int, journal: Journal | None, stop, limits: ImageLimits):
+                 batch_size: int, io_threads: int, journal: Journal | None, stop, limits: ImageLimits,
+                 finisher: bool | None = None):
+        """``finisher``: finish batches (encode, copy to the host) in a thread of their own; default: on CUDA,
+        where it lets the device's work overlap; on the CPU the engine thread does it (one hand-off less)."""
         self.ck, self.config, self.sink, self.journal = cartoonizer, config, sink, journal
         self.device = cartoonizer.device
         self.cuda = self.device.type == "cuda"
+        self.use_finisher = self.cuda if finisher is None else finisher
+        self.finishing: queue.Queue = queue.Queue(maxsize=BATCHES_IN_FLIGHT)
+        # The engine queues its work on one stream, the finisher copies on another; both made in run().
+        self.compute_stream = self.copy_stream = None
         self.limits = limits
         self.batch_size = batch_size
         self.n_readers = self.n_writers = io_threads
@@ -109,16 +141,23 @@ class Stream:
                    for i in range(self.n_readers)]
         writers = [threading.Thread(target=self._writer, name=f"cartoonkit-writer-{i}", daemon=True)
                    for i in range(self.n_writers)]
-        for thread in readers + writers:
+        finisher = threading.Thread(target=self._finisher, name="cartoonkit-finisher", daemon=True)
+        if self.cuda:
+            self.compute_stream = torch.cuda.Stream(self.device)
+            self.copy_stream = torch.cuda.Stream(self.device)
+        for thread in readers + writers + ([finisher] if self.use_finisher else []):
             thread.start()
         try:
-            with torch.cuda.device(self.device) if self.cuda else contextlib.nullcontext():
+            with self._on_device(self.compute_stream), host_time_only():
                 self._engine_loop()
         except KeyboardInterrupt:
             self.interrupted = True
             self.stop.set()
         finally:
             self._halt.set()
+            if self.use_finisher:
+                self.finishing.put(_FINISHER_DONE)  # the finisher always drains, so this never blocks for long
+                finisher.join()
             for _ in writers:
                 self.outputs.put(_WRITERS_DONE)  # writers always drain, so this never blocks for long
             for thread in writers + readers:
@@ -128,6 +167,23 @@ class Stream:
 
     def _stopping(self) -> bool:
         return self.stop.is_set()
+
+    def _on_device(self, stream):
+        """This thread's work on the stream's device and stream (on the CPU: nothing to set)."""
+        if not self.cuda:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.cuda.device(self.device))
+        stack.enter_context(torch.cuda.stream(stream))
+        return stack
+
+    def _event(self):
+        """A CUDA event recorded now on this thread's stream (timed), or None on the CPU."""
+        if not self.cuda:
+            return None
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
 
     @contextlib.contextmanager
     def _timed(self, stage: str) -> Iterator[None]:
@@ -143,14 +199,15 @@ class Stream:
                 stage = "faces" if stage in FACE_STAGES else stage
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
-    def _put(self, target: queue.Queue, item) -> bool:
-        """Put, waiting while the queue is full, unless the run is stopping."""
+    def _put(self, target: queue.Queue, item, *, after_halt: bool = False) -> bool:
+        """Put, waiting while the queue is full, unless the run is stopping (or, unless ``after_halt``, the engine
+        loop is over: the finisher still delivers what the engine queued before it ended)."""
         while True:
             try:
                 target.put(item, timeout=0.1)
                 return True
             except queue.Full:
-                if self._halt.is_set() or self._stopping():
+                if self._stopping() or (self._halt.is_set() and not after_halt):
                     return False
 
     # ----------------------------------------------------------------- readers
@@ -251,7 +308,8 @@ class Stream:
                                                   self.device)
                 for item, image in zip(jpegs, decoded, strict=True):
                     item.decoded = image
-                self.gpu["decoded"] += len(jpegs)
+                with self._lock:
+                    self.gpu["decoded"] += len(jpegs)
             except Exception as exc:  # nvJPEG does not take every JPEG (some progressive or 12-bit files)
                 log.debug("nvJPEG could not decode a batch (%s); using the CPU decoder", exc)
                 for item in jpegs:
@@ -264,7 +322,8 @@ class Stream:
                 item.jpeg = None
 
     def _run(self, items: list[_Item]) -> None:
-        """Photos of one bucket shape through the one chain, then hand the results to the writers."""
+        """Photos of one bucket shape through the one chain, then on to the finisher (queued on CUDA)."""
+        started = self._event()
         try:  # the faces of the whole batch share head-network calls, at least 8 crops per call
             results = self.ck.process_many([item.prepared for item in items], self.config,
                                            max_batch=max(8, len(items)))
@@ -275,28 +334,60 @@ class Stream:
                 return
             self.sink.failed(items[0].task, _engine_failure(exc, items[0].prepared.photo, self.device))
             return
-        for result in results:
-            self._add_seconds(result.timings)
+        for item in items:
+            item.prepared = None  # the results hold what is still needed
         with self._lock:
             self.batches[len(items)] += 1
+        batch = _Batch(items, results, started, self._event())
+        if self.use_finisher:
+            self._put(self.finishing, batch)
+        else:
+            self._finish(batch)
+
+    # ----------------------------------------------------------------- finisher
+
+    def _finisher(self) -> None:
+        with self._on_device(self.copy_stream):
+            while (batch := self.finishing.get()) is not _FINISHER_DONE:
+                self._finish(batch)
+
+    def _finish(self, batch: _Batch) -> None:
+        """A computed batch to the writers: on CUDA wait for its device work, encode JPEGs with nvJPEG and copy
+        the rest to pinned host memory (on this thread's stream); report a failure per photo."""
+        try:
+            outputs = self._outputs(batch)
+        except Exception as exc:  # e.g. an error the device raised while it ran the batch
+            for item in batch.items:
+                self.sink.failed(item.task, _engine_failure(exc, None, self.device))
+            return
+        for output in outputs:
+            if not self._put(self.outputs, output, after_halt=True):
+                return
+
+    def _outputs(self, batch: _Batch) -> list[_Output]:
+        results = batch.results
+        for result in results:
+            timings = result.timings
+            if batch.done is not None:  # network time on CUDA: the device's, below, not the host's queueing
+                timings = {stage: s for stage, s in timings.items() if stage != "network"}
+            self._add_seconds(timings)
         rgbs = [result.rgb for result in results]
-        encoded: list[bytes | None] = [None] * len(items)
+        encoded: list[bytes | None] = [None] * len(results)
         ready = None
-        if self.cuda:
+        if batch.done is not None:
+            batch.done.synchronize()  # nvJPEG encodes on a stream of its own, which does not wait for ours
+            self._add_seconds({"network": batch.started.elapsed_time(batch.done) / 1000})
             if self.config.format == "jpg":
                 with self._timed("encode"):
                     encoded = gpu_codecs.encode_jpegs(rgbs, self.config.quality)
-                self.gpu["encoded"] += sum(data is not None for data in encoded)
+                with self._lock:
+                    self.gpu["encoded"] += sum(data is not None for data in encoded)
             with self._timed("postprocess"):
                 rgbs = [gpu_codecs.to_pinned_host(rgb) if data is None else None
                         for rgb, data in zip(rgbs, encoded, strict=True)]
-                ready = torch.cuda.Event()
-                ready.record()
-        for item, result, rgb, data in zip(items, results, rgbs, encoded, strict=True):
-            output = _Output(item.task, rgb, result.alpha, data, ready, result.notes)
-            item.prepared = None
-            if not self._put(self.outputs, output):
-                return
+                ready = self._event()
+        return [_Output(item.task, rgb, result.alpha, data, ready, result.notes)
+                for item, result, rgb, data in zip(batch.items, results, rgbs, encoded, strict=True)]
 
     # ----------------------------------------------------------------- writers
 
@@ -380,8 +471,8 @@ class Stream:
             self.sink.failed(task, str(exc))
 
 
-def _engine_failure(exc: Exception, photo: torch.Tensor, device: torch.device) -> str:
-    if isinstance(exc, torch.OutOfMemoryError):
+def _engine_failure(exc: Exception, photo: torch.Tensor | None, device: torch.device) -> str:
+    if isinstance(exc, torch.OutOfMemoryError) and photo is not None:
         height, width = photo.shape[-2:]
         return f"out of memory on {device} at {width}x{height}; try a lower --resolution"
     return unexpected(exc)

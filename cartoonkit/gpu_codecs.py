@@ -1,7 +1,8 @@
-"""JPEG on the GPU for the folder stream (nvJPEG through torchvision), with the CPU codecs as the fallback.
+"""JPEG on the GPU (nvJPEG through torchvision) for the folder stream and single photos, with the CPU codecs as
+the fallback.
 
-Only JPEGs that nvJPEG decodes to exactly what Pillow gives take this path (:func:`plain_jpeg`); everything
-else, and any batch nvJPEG refuses, goes through :func:`~cartoonkit.imageio.read_image` as on the CPU.
+Only JPEGs that nvJPEG decodes to what Pillow gives take this path (:func:`plain_jpeg`); everything else, and
+any batch nvJPEG refuses, goes through :func:`~cartoonkit.imageio.read_image` as on the CPU.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
 import warnings
 
 import torch
 
-from .. import colour
-from ..errors import InvalidImageError
-from ..formats import ImageLimits
-from ..imageio import DecodedImage, check_dimensions
+from . import colour
+from .errors import InvalidImageError
+from .formats import ImageLimits
+from .imageencode import encode_image
+from .imageio import DecodedImage, check_dimensions, read_file_bytes, read_image
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,35 @@ def pinned(decoded: DecodedImage) -> DecodedImage:
 
 
 def to_pinned_host(rgb: torch.Tensor) -> torch.Tensor:
+    """An asynchronous copy of a CUDA tensor into page-locked host memory, queued on the current stream (read the
+    result after that stream's next event). The pinned block comes from torch's caching host allocator, so
+    buffers are reused across batches rather than allocated per image."""
     host = torch.empty(rgb.shape, dtype=rgb.dtype, pin_memory=True)
     host.copy_(rgb, non_blocking=True)
+    # ``rgb`` was made on the engine's stream; without this its memory could be reused there before the copy ran.
+    rgb.record_stream(torch.cuda.current_stream(rgb.device))
     return host
+
+
+def read_for_device(source: str | os.PathLike, device: torch.device, limits: ImageLimits = ImageLimits(), *,
+                    name: str | None = None) -> DecodedImage:
+    """One photo file decoded for ``device``: on CUDA a plain JPEG goes through nvJPEG straight into device memory
+    (no decode on the host, no copy up); everything else, or if nvJPEG refuses the file, as
+    :func:`~cartoonkit.imageio.read_image` decodes it. Same errors as ``read_image``."""
+    name = os.fsdecode(source) if name is None else name
+    data = read_file_bytes(source, name, limits)
+    if device.type == "cuda" and plain_jpeg(data, name, limits):
+        try:
+            return decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], [name], device)[0]
+        except Exception as exc:
+            log.debug("nvJPEG could not decode %s (%s); using the CPU decoder", name, exc)
+    return read_image(data, name=name, limits=limits)
+
+
+def encode_for_device(rgb: torch.Tensor, alpha: torch.Tensor | None, format: str, quality: int) -> bytes:
+    """A result's file bytes: JPEG output of a CUDA result through nvJPEG (JPEG keeps no alpha), everything else,
+    or if nvJPEG refuses, through :func:`~cartoonkit.imageencode.encode_image`."""
+    if rgb.is_cuda and format == "jpg":
+        if (data := encode_jpegs([rgb], quality)[0]) is not None:
+            return data
+    return encode_image(rgb, alpha, format=format, quality=quality)
