@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# The GPU checks of cartoonkit in one call of at most 8 minutes, for a machine with an NVIDIA GPU and a
-# python3 that has torch (the `device` tool's H200 image: torch, torchvision, opencv, pillow, safetensors,
-# onnxruntime, pytest are there; what is not travels in .gpu-assets/):
+# The GPU checks of cartoonkit in one call of about 6 minutes, for a machine with an NVIDIA GPU and a python3 that
+# has torch (the `device` tool's H200 image: torch, torchvision, opencv, pillow, safetensors, onnxruntime, pytest are
+# there; what is not travels in .gpu-assets/):
 #
 #   here:   make gpu-assets                     # .gpu-assets/: a copy of ../shared, the tflite wheel (git-ignored)
 #   there:  bash benchmarks/gpu-check.sh        # with .gpu-assets carried; results in $OUT (or bench-results/gpu/)
+#   CPU:    GPU_CHECK_DEVICE=cpu bash benchmarks/gpu-check.sh   # the plumbing only (tests/test_gpu_check.py)
 #
-# It writes: gpu.txt (the card, the driver, torch), gpu-tests.log (every test marked `gpu`), gpu-bench.json and
-# gpu-bench.log (the network alone at 512/1024/2048, batch 1/8/16, fp32 / fp16 / compiled / CUDA graphs, with
-# GFLOP per image for the FLOP fraction; twenty 1024-px portraits end to end), folder.json (sustained images per
-# second of `cartoonkit batch` on a folder of 220 JPEGs with nvJPEG in and out) and summary.txt. Each step has
-# its own time limit, so one that hangs cannot take the rest with it.
+# It writes five files: gpu.txt (the card, the driver, torch), gpu-tests.log (every test marked `gpu`), targets.log
+# and targets.json (benchmarks/gpu_targets.py: the folder pipeline's targets of issue 22 in one table: a folder of
+# 2,000 mixed-size JPEGs eager and --compile, the network alone on the same shapes, one warm photo, the first output
+# of a cold run) and summary.txt. Each step has its own time limit, so one that hangs cannot take the rest with it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench-results/gpu}
 PY=${PYTHON:-python3}
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d .gpu-assets ]; then
@@ -27,29 +28,26 @@ fi
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
 
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-} > "$OUT/gpu.txt" 2>&1 || { summary "no usable NVIDIA GPU here: $(tail -1 "$OUT/gpu.txt")"; exit 2; }
+if [ "$DEVICE" = cpu ]; then
+    $PY -c "from cartoonkit.hardware import cpu_model_name; print('cpu', cpu_model_name())" > "$OUT/gpu.txt" 2>&1
+    targets=(--device cpu --quick --no-compile)
+else
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+      $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+    } > "$OUT/gpu.txt" 2>&1 || { summary "no usable NVIDIA GPU here: $(tail -1 "$OUT/gpu.txt")"; exit 2; }
+    targets=(--device "$DEVICE")
+fi
 summary "machine: $(tr '\n' ' ' < "$OUT/gpu.txt")"
 $PY -m cartoonkit models install whitebox > /dev/null && $PY -m cartoonkit models install yunet > /dev/null \
     || { summary "could not install the models (is .gpu-assets carried?)"; exit 2; }
 
-# 1. Every GPU test (about 1-2 min).
+# 1. Every GPU test (about 1-2 min; on the CPU they skip).
 timeout 150 $PY -m pytest -q -p no:cacheprovider -m gpu --continue-on-collection-errors \
     tests/test_engine.py tests/test_pipeline.py tests/test_batch.py tests/test_walkthrough.py > "$OUT/gpu-tests.log" 2>&1
 summary "gpu tests (exit $?): $(tail -1 "$OUT/gpu-tests.log")"
 
-# 2. The network alone and twenty portraits end to end (about 3-4 min).
-timeout 240 $PY -m cartoonkit bench --device cuda --resolutions 512 1024 2048 --batch-sizes 1 8 16 --count 20 \
-    --variants eager-fp32 channels_last-reduced compiled-reduced cuda-graphs-reduced --repeats 5 \
-    --json "$OUT/gpu-bench.json" > "$OUT/gpu-bench.log" 2>&1
-summary "bench (exit $?): $OUT/gpu-bench.json"
-
-# 3. Sustained images per second on a folder: 220 JPEGs (the shared photos, copied), nvJPEG in and out (about 1 min).
-folder=$(mktemp -d)
-for i in $(seq 1 20); do for f in "${CARTOONKIT_SHARED:-../shared}"/images/*; do
-    cp "$f" "$folder/$i-$(basename "$f")"; done; done
-timeout 120 $PY -m cartoonkit -q batch "$folder" -o "$folder/out" --device cuda --format jpg --compile \
-    --report "$OUT/folder.json" > "$OUT/folder.log" 2>&1
-summary "folder (exit $?): $(tail -2 "$OUT/folder.log" | head -1)"
-rm -rf "$folder"
+# 2. The targets in one table (about 3-4 min: 2,000 photos eager, then --compile within its own 120 s limit).
+timeout 270 $PY benchmarks/gpu_targets.py "${targets[@]}" --json "$OUT/targets.json" > "$OUT/targets.log" 2>&1
+status=$?
+summary "targets (exit $status):"
+if [ $status -eq 0 ]; then sed -n '/^| target/,$p;/photos at/p' "$OUT/targets.log" | tee -a "$OUT/summary.txt"; else tail -5 "$OUT/targets.log" | tee -a "$OUT/summary.txt"; fi

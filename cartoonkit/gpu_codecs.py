@@ -69,9 +69,12 @@ def encode_jpegs(rgbs: list[torch.Tensor], quality: int) -> list[bytes | None]:
     try:
         from torchvision.io import encode_jpeg
 
+        images = [rgb.contiguous() for rgb in rgbs]
+        # nvJPEG encodes on a stream of its own that does not wait for ours: the pixels must be there first.
+        torch.cuda.current_stream(images[0].device).synchronize()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            encoded = encode_jpeg([rgb.contiguous() for rgb in rgbs], quality=quality)
+            encoded = encode_jpeg(images, quality=quality)
             return [colour.tag_jpeg(bytes(tensor.cpu().numpy().tobytes())) for tensor in encoded]
     except Exception as exc:
         log.debug("nvJPEG could not encode a batch (%s); using the CPU encoder", exc)
