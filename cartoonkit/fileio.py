@@ -74,16 +74,44 @@ def durable_together() -> Iterator[_Group]:
     or a crash at any point leaves whole files or none (and the hidden temporary files a kill leaves).
 
     Yields the group: after the block, ``group.failed`` maps each path that did not get into place to its
-    :class:`OutputError` (a failed flush fails every file of the group). Nested blocks join the outer one."""
+    :class:`OutputError` (a failed flush fails every file of the group). Nested blocks join the outer one.
+    :func:`staged` and :func:`commit` are its two halves, for a caller that commits elsewhere."""
     if getattr(_GROUP, "current", None) is not None:
         yield _GROUP.current
         return
+    with staged() as group:
+        try:
+            yield group
+        finally:
+            _GROUP.current = None
+            commit(group)
+
+
+@contextlib.contextmanager
+def staged() -> Iterator[_Group]:
+    """The first half of :func:`durable_together`: every :func:`write_atomic` of this thread inside the block
+    writes its temporary file and joins the yielded group, and nothing more happens at the end. The caller
+    hands the group to :func:`commit`, possibly in another thread and together with other groups (group commit:
+    one flush for all the files several writer threads staged meanwhile). Until then the files are only
+    hidden temporary files, which a kill leaves and the next run removes."""
     group = _GROUP.current = _Group()
     try:
         yield group
     finally:
         _GROUP.current = None
-        _commit(group)
+
+
+def commit(*groups: _Group) -> None:
+    """Put the files of staged groups into place durably: one flush of each file system for all of them, the
+    renames, one sync of each directory. Each group's ``failed`` gets the paths of its own that did not make it
+    (a failed flush fails every file). Thread-safe: it touches only the groups given."""
+    together = _Group()
+    for group in groups:
+        together.pending.extend(group.pending)
+    _commit(together)
+    for group in groups:
+        group.failed.update({path: together.failed[path] for path, _ in group.pending if path in together.failed})
+        group.pending = []
 
 
 def _commit(group: _Group) -> None:

@@ -697,6 +697,39 @@ def test_one_file_that_cannot_be_placed_leaves_the_others_in_place(tmp_path) -> 
     assert (tmp_path / "taken").is_dir() and leftovers(tmp_path) == []
 
 
+def test_groups_staged_in_several_threads_commit_with_one_flush(tmp_path, monkeypatch) -> None:
+    """Group commit: two threads stage files (only temporary files until the commit), one commit places both
+    groups with one flush, and each group learns only its own failures."""
+    import threading
+
+    from cartoonkit import fileio
+
+    flushes = []
+    monkeypatch.setattr(fileio, "_HAVE_SYNCFS", True)
+    monkeypatch.setattr(fileio, "_syncfs", flushes.append)
+    (tmp_path / "taken").mkdir()
+    groups = {}
+
+    def stage(name, files):
+        with fileio.staged() as group:
+            for file in files:
+                write_atomic(tmp_path / file, file.encode())
+        groups[name] = group
+
+    threads = [threading.Thread(target=stage, args=("one", ["a.png", "taken"])),
+               threading.Thread(target=stage, args=("two", ["b.png", "c.png"]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(os.listdir(tmp_path)) == {"taken", *leftovers(tmp_path)} and len(leftovers(tmp_path)) == 4
+    fileio.commit(groups["one"], groups["two"])
+    assert len(flushes) == 1
+    assert list(groups["one"].failed) == [str(tmp_path / "taken")] and groups["two"].failed == {}
+    assert [(tmp_path / f).read_bytes() for f in ("a.png", "b.png", "c.png")] == [b"a.png", b"b.png", b"c.png"]
+    assert leftovers(tmp_path) == []
+
+
 def test_module_has_no_global_side_effects() -> None:
     assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)
     assert imageio.DEFAULT_MAX_PIXELS == 64_000_000

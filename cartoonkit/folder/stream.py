@@ -11,8 +11,9 @@ encoding and writing overlap, and memory stays bounded whatever the size of the 
     finisher (CUDA)    wait for the batch's "done" event; encode JPEG output with nvJPEG, copy
                        the rest to pinned memory on its own stream (on the CPU the engine thread
                        does this step itself) ............................................ -> write queue
-    writers (threads)  encode (Pillow) what is waiting, write it atomically as one group (the temporary
-                       files flushed together, then renamed), note the outputs in the journal
+    writers (threads)  encode (Pillow) what is waiting, write it to hidden temporary files ... -> commit queue
+    committer          flush every group staged meanwhile at once (one syncfs), rename them into place,
+                       sync the folders, note the outputs in the journal, report them done
 
 On CUDA the engine thread only queues work: it runs on its own CUDA stream, never synchronises (stage timings
 are host time, :func:`~cartoonkit.timing.host_time_only`), and records an event after each batch. So while
@@ -21,7 +22,9 @@ batch k-1; the finishing queue holds at most two batches, which bounds the devic
 report's ``network`` seconds on CUDA are the device's, from CUDA events around each batch.
 
 Every output is written to a hidden temporary file and renamed (in object storage: uploaded, and there only
-when the upload completes), so a kill (even ``kill -9``) leaves whole files or none. A bad input is reported
+when the upload completes), so a kill (even ``kill -9``) leaves whole files or none. Durability is paid per
+commit, not per file: while the committer flushes, the writers stage the next files, so the more files arrive
+the more each flush covers (group commit, as databases do with their logs). A bad input is reported
 with its reason and the stream carries on; an output folder that takes no more files (disk full, read-only)
 stops it cleanly.
 """
@@ -42,7 +45,7 @@ import torch
 
 from ..config import CartoonConfig
 from ..errors import InvalidImageError, OutputError
-from ..fileio import durable_together
+from ..fileio import commit, staged
 from ..formats import ImageLimits
 from ..imageencode import encode_image
 from ..imageio import DecodedImage, read_image
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 _READERS_DONE = object()
 _FINISHER_DONE = object()
 _WRITERS_DONE = object()
+_COMMITTER_DONE = object()
 # Batches queued on the device ahead of the finisher: enough to keep the device busy while one is finished,
 # few enough that the memory they hold stays small.
 BATCHES_IN_FLIGHT = 2
@@ -128,6 +132,7 @@ class Stream:
         # Bounded: readers wait when the engine is behind, the engine when the writers are.
         self.ready: queue.Queue = queue.Queue(maxsize=max(2 * batch_size, self.n_readers + 1))
         self.outputs: queue.Queue = queue.Queue(maxsize=max(2 * batch_size, self.n_writers + 1))
+        self.committing: queue.Queue = queue.Queue(maxsize=4 * self.n_writers)  # staged groups of files
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self.batches: Counter = Counter()
         self.gpu: Counter = Counter()
@@ -142,10 +147,11 @@ class Stream:
         writers = [threading.Thread(target=self._writer, name=f"cartoonkit-writer-{i}", daemon=True)
                    for i in range(self.n_writers)]
         finisher = threading.Thread(target=self._finisher, name="cartoonkit-finisher", daemon=True)
+        committer = threading.Thread(target=self._committer, name="cartoonkit-committer", daemon=True)
         if self.cuda:
             self.compute_stream = torch.cuda.Stream(self.device)
             self.copy_stream = torch.cuda.Stream(self.device)
-        for thread in readers + writers + ([finisher] if self.use_finisher else []):
+        for thread in readers + writers + [committer] + ([finisher] if self.use_finisher else []):
             thread.start()
         try:
             with self._on_device(self.compute_stream), host_time_only():
@@ -160,7 +166,10 @@ class Stream:
                 finisher.join()
             for _ in writers:
                 self.outputs.put(_WRITERS_DONE)  # writers always drain, so this never blocks for long
-            for thread in writers + readers:
+            for thread in writers:
+                thread.join()
+            self.committing.put(_COMMITTER_DONE)  # after the writers: every staged group is queued before it
+            for thread in [committer] + readers:
                 thread.join()
 
     # ----------------------------------------------------------------- helpers
@@ -392,8 +401,8 @@ class Stream:
     # ----------------------------------------------------------------- writers
 
     def _writer(self) -> None:
-        """Encode what is waiting, write it as one group (durability paid once for the group: see
-        :func:`~cartoonkit.fileio.durable_together`), then journal and report each file; repeat."""
+        """Encode what is waiting, stage it as one group of temporary files (:func:`~cartoonkit.fileio.staged`) for
+        the committer; repeat."""
         finished = False
         while not finished:
             group: list[tuple[_Output, bytes]] = []
@@ -415,7 +424,7 @@ class Stream:
                 except queue.Empty:
                     break
             if group:
-                self._write_group(group)
+                self._stage(group)
 
     def _encoded(self, output: _Output) -> bytes | None:
         """The output's file bytes (encoded here unless the engine did it), or ``None`` after reporting why not."""
@@ -430,23 +439,54 @@ class Stream:
             self.sink.failed(output.task, unexpected(exc))
             return None
 
-    def _write_group(self, group: list[tuple[_Output, bytes]]) -> None:
-        """Write the group's files durably together, then journal and report each; a full or read-only folder
-        stops the run (the files written before it stay, whole)."""
+    def _stage(self, group: list[tuple[_Output, bytes]]) -> None:
+        """Write the group's temporary files and queue them for the committer; a full or read-only folder stops
+        the run (the files staged before it are still committed, whole)."""
         written: list[_Output] = []
-        with self._timed("write"), durable_together() as placed:
+        with self._timed("write"), staged() as files:
             for output, data in group:
                 if self._fatal.is_set():
                     break  # the rest is left to --resume
                 try:
-                    storage.write_output(output.task.dst, data)
+                    storage.write_output(output.task.dst, data)  # object storage: uploaded now, nothing staged
                     written.append(output)
                 except Exception as exc:
                     self._write_failed(output.task, exc)
+        if written:
+            self.committing.put((written, files))  # waits while the committer is behind: bounded
+
+    # ----------------------------------------------------------------- committer
+
+    def _committer(self) -> None:
+        """Commit every staged group waiting, all together (:func:`~cartoonkit.fileio.commit`: one flush), then
+        journal and report each file; repeat until the writers are done."""
+        finished = False
+        while not finished:
+            waiting = [self.committing.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    waiting.append(self.committing.get_nowait())
+            if waiting[-1] is _COMMITTER_DONE:  # the writers put nothing after it
+                finished = True
+                waiting.pop()
+            if not waiting:
+                continue
+            try:
+                with self._timed("write"):
+                    commit(*(files for _, files in waiting))
+            except Exception as exc:  # commit reports OSErrors per file; anything else fails the files here
+                for written, _ in waiting:
+                    for output in written:
+                        self._write_failed(output.task, exc)
+                continue
+            for written, files in waiting:
+                self._report_placed(written, files.failed)
+
+    def _report_placed(self, written: list[_Output], failed: dict) -> None:
         for output in written:
             task = output.task
             try:
-                if (error := placed.failed.get(str(task.dst))) is not None:
+                if (error := failed.get(str(task.dst))) is not None:
                     raise error
                 if self.journal is not None:
                     self.journal.add(task.key)
