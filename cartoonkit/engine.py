@@ -29,6 +29,7 @@ not here.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
@@ -77,6 +78,14 @@ class Engine:
         self.dtype = resolve_precision(self.options.precision, self.device)
         if options.cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
+        if options.pad_edge_channels:
+            if self.dtype == torch.int8 or (options.compile and self.device.type == "cpu"):
+                raise ConfigError("pad_edge_channels=True: for eager and CUDA engines; the CPU's compiled packages "
+                                  "(int8, compile) keep the network's own shapes")
+            from .edge_channels import pad_edge_channels
+
+            network = copy.deepcopy(network)  # the caller's network keeps the weight files' shapes
+            pad_edge_channels(network.generator)
         network = network.to(self.device).eval().requires_grad_(False)
         if self.dtype != torch.int8:
             network.generator.to(self.dtype)

@@ -70,6 +70,9 @@ class EngineOptions:
     cuda_graphs: bool = setting(
         False, bool, "CUDA only: compile and replay the network as CUDA graphs, one per image shape (cuts "
                      "kernel-launch overhead on small batches)", fingerprint=False)
+    pad_edge_channels: bool = setting(
+        False, bool, "widen the first and last 7x7 convolutions from 3 to 8 channels with zeros, so they fit the "
+                     "GPU's tensor cores (same network; not for int8 or --compile on the CPU)", fingerprint=False)
     # In the fingerprint: the padding reaches the pixels near the bottom and right edges through the convolutions.
     bucket: int | None = setting(None, int, "padding multiple in pixels (None: 4, or 64 when compiled)",
                                  normalise=_check_bucket, cli=False)

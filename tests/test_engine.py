@@ -210,3 +210,33 @@ def test_cuda_recommendation_measures_memory():
     assert 3 < large / small < 5  # activations scale with the pixel count
     assert doctor.recommend(device, 1024).batch_size >= 1
     assert doctor.recommend(device, 4096).batch_size <= doctor.recommend(device, 512).batch_size
+
+
+def test_padded_edge_channels_are_the_same_network(models_dir, photos):
+    """Issue 23, step 1: the first and last 7x7 convolutions widened to 8 channels with zeros compute the same
+    network: in float32 equal up to the order of the sums, in the CPU's default precision as close to float32 as
+    the plain engine is; the loaded network keeps the weight files' shapes; int8 refuses it."""
+    network = load_network(models_dir=models_dir)[0]
+    batch = torch.stack([photos[0], photos[1]])
+    plain = Engine(network, EngineOptions(device="cpu", precision="float32"))(batch)
+    padded_engine = Engine(network, EngineOptions(device="cpu", precision="float32", pad_edge_channels=True))
+    padded = padded_engine(batch)
+    assert padded_engine.network.generator.conv0.weight.shape[1] == 8
+    assert padded_engine.network.generator.conv9.weight.shape[0] == 8
+    assert network.generator.conv0.weight.shape[1] == 3 and network.generator.conv9.weight.shape[0] == 3
+    assert padded.shape == plain.shape and (padded - plain).abs().max() < 1e-3  # on 0..255
+    reduced = Engine(network, EngineOptions(device="cpu", pad_edge_channels=True))(batch)
+    reduced_plain = Engine(network, EngineOptions(device="cpu"))(batch)
+    assert psnr(reduced, plain) >= psnr(reduced_plain, plain) - 0.5
+    with pytest.raises(ConfigError, match="pad_edge_channels"):
+        Engine(network, EngineOptions(device="cpu", precision="int8", pad_edge_channels=True))
+
+
+@pytest.mark.gpu
+def test_padded_edge_channels_on_cuda_keep_44_db(models_dir, photos):
+    network = load_network(models_dir=models_dir)[0]
+    batch = torch.stack([photos[0], photos[1]])
+    reference = Engine(network, EngineOptions(device="cuda", precision="float32"))(batch).cpu()
+    for compile in (False, True):
+        padded = Engine(network, EngineOptions(device="cuda", pad_edge_channels=True, compile=compile))(batch)
+        assert psnr(padded.cpu(), reference) >= 44

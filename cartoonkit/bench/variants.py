@@ -13,5 +13,8 @@ VARIANTS: dict[str, EngineOptions] = {
     "compiled-reduced": EngineOptions(precision="auto", compile=True),
     "compiled-int8": EngineOptions(precision="int8"),  # x86 CPUs only; int8 always compiles
     "cuda-graphs-reduced": EngineOptions(precision="auto", cuda_graphs=True),  # CUDA only; compiles, replays graphs
+    # Issue 23, step 1: the 3-channel edge convolutions widened to 8 for tensor cores (eager, then compiled on CUDA)
+    "padded-reduced": EngineOptions(precision="auto", pad_edge_channels=True),
+    "compiled-padded-reduced": EngineOptions(precision="auto", compile=True, pad_edge_channels=True),
 }
 DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
