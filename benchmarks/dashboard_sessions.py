@@ -118,9 +118,10 @@ def open_session(url: str, profile: Path, wait_s: float):
     driver = new_driver(profile)
     driver.get(url)
     wait = WebDriverWait(driver, wait_s, ignored_exceptions=(StaleElementReferenceException,))
-    wait.until(lambda d: next((label for label in d.find_elements(By.TAG_NAME, "label")
-                               if "Use sample portraits" in label.text), None)).click()
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=checkbox]").is_selected())
+    samples = wait.until(lambda d: next((label for label in d.find_elements(By.TAG_NAME, "label")
+                                         if "Use sample portraits" in label.text), None))
+    samples.click()
+    wait.until(lambda d: samples.find_element(By.TAG_NAME, "input").is_selected())
     # The checkbox's rerun has finished: the Cartoonize button is there and nothing runs.
     wait.until(lambda d: not d.execute_script(PAGE_STATE_JS)["running"])
     return driver
