@@ -105,6 +105,8 @@ return {
   running: document.querySelectorAll('[data-testid=stStatusWidget]').length > 0,
   progress: [...document.querySelectorAll('[data-testid=stProgress]')].map(e => e.innerText.trim()),
   exceptions: document.querySelectorAll('[data-testid=stException]').length,
+  work: [...document.querySelectorAll('[data-testid=stCaptionContainer]')].map(e => e.innerText.trim())
+        .filter(t => t.includes(' s of work')),
 };
 """
 
@@ -156,7 +158,10 @@ def drive_session(driver, total: int, start: threading.Barrier, timeout_s: float
                 and not state["progress"]:
             record["finished_s"] = round(now, 2)
             break
+    lines = record["queue_lines"]   # the first three and the last, with how many different ones were shown
+    record["queue_lines"] = {"shown": len(lines), "first": lines[:3], "last": lines[-1:]}
     record["messages"] = [text for text in state["alerts"] if "queue" not in text.lower()]
+    record["work_line"] = state.get("work", [])
     record["exceptions_on_page"] = state["exceptions"]
 
 

@@ -418,11 +418,15 @@ def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Sett
 
 
 def show_job_state(st, job: jobs.Job, settings: Settings, action: str, unit: str = "files") -> None:
-    """Why the job ended early (if it did) and whether its results were made with other settings."""
+    """Why the job ended early (if it did), how long it took when it shared the engine with other sessions, and
+    whether its results were made with other settings."""
     if job.state == "time_limit" or job.state == "failed":
         st.error(job.message(unit))
     elif job.state in ("stopped", "interrupted"):
         st.warning(job.message(unit))
+    elif job.state == "done" and job.waited_s >= 1:
+        st.caption(f"{job.done} {unit} in {job.elapsed_s:.0f} s: {job.used_s:.0f} s of work (what the time limit "
+                   f"counts) and {job.waited_s:.0f} s in the queue behind other sessions' photos.")
     changes = settings_changes(job.settings, settings) if job.settings is not None else []
     if changes:
         st.warning(f"These results were made with other settings: {'; '.join(changes)}. "

@@ -99,6 +99,9 @@ def start(resolution: int, prepare: Callable[[int, Callable[[int, int], None]], 
             try:
                 (prepare or _default_prepare)(resolution, report)
                 _STATUS.state = "done"
+                from ..runtime import release_freed_memory
+
+                release_freed_memory()   # the compiler's working memory: no session's work will reuse it
             except Exception as exc:  # noqa: BLE001 (a failed warm-up must never take the dashboard down)
                 _STATUS.state, _STATUS.message = "failed", f"{type(exc).__name__}: {exc}"
 
