@@ -107,6 +107,8 @@ return {
   exceptions: document.querySelectorAll('[data-testid=stException]').length,
   work: [...document.querySelectorAll('[data-testid=stCaptionContainer]')].map(e => e.innerText.trim())
         .filter(t => t.includes(' s of work')),
+  warmup: [...document.querySelectorAll('[data-testid=stSidebar] [data-testid=stCaptionContainer]')]
+        .map(e => e.innerText.trim()).filter(t => t.includes('int8')),
 };
 """
 
@@ -162,6 +164,7 @@ def drive_session(driver, total: int, start: threading.Barrier, timeout_s: float
     record["queue_lines"] = {"shown": len(lines), "first": lines[:3], "last": lines[-1:]}
     record["messages"] = [text for text in state["alerts"] if "queue" not in text.lower()]
     record["work_line"] = state.get("work", [])
+    record["warmup_line"] = state.get("warmup", [])   # the background int8 warm-up, as the sidebar says it
     record["exceptions_on_page"] = state["exceptions"]
 
 
