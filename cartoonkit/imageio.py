@@ -140,14 +140,14 @@ def read_image(
 
     if data.startswith((_JXL_CODESTREAM, _JXL_CONTAINER)):
         _check_jxl(data, name, limits)  # its plugin decodes every pixel inside Image.open
-    with _pillow_errors(name, limits), _quiet_pillow():
+    with _pillow_errors(name, limits, len(data)), _quiet_pillow():
         try:
             image = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
         except UnidentifiedImageError:
             _refuse_other_format(data, name)
             raise
     with image:
-        return decode_pil(image, name=name, limits=limits)
+        return decode_pil(image, name=name, limits=limits, size=len(data))
 
 
 def _refuse_other_format(data: bytes, name: str) -> None:
@@ -235,8 +235,11 @@ def decode_pil(
     *,
     name: str = "<PIL image>",
     limits: ImageLimits = ImageLimits(),
+    size: int | None = None,
 ) -> DecodedImage:
     """Convert a (possibly not yet loaded) Pillow image to a :class:`DecodedImage`.
+
+    ``size``: the encoded file's length in bytes, when known, for the message about a truncated file.
 
     The pixel limit is checked from ``image.size`` before any pixel data is decoded, so
     a lazily opened image that declares a huge size is rejected cheaply. The caller keeps
@@ -245,7 +248,7 @@ def decode_pil(
     check_dimensions(image.size, name, limits)
     _check_tiff_tiles(image, name, limits)
     notes: list[str] = []
-    with _pillow_errors(name, limits), _quiet_pillow():
+    with _pillow_errors(name, limits, size), _quiet_pillow():
         _add_note(notes, _primary_image_note(image) if image.format == "HEIF" else _rewind_to_first_frame(image))
         _add_note(notes, _bit_depth_note(image))  # before load(): needs the undecoded tiles
         image.load()
@@ -331,7 +334,7 @@ def _too_many_pixels(name: str, pixels: int, limit: int, dims: str = "") -> Inva
 
 
 @contextlib.contextmanager
-def _pillow_errors(name: str, limits: ImageLimits) -> Iterator[None]:
+def _pillow_errors(name: str, limits: ImageLimits, size: int | None = None) -> Iterator[None]:
     """Turn whatever Pillow raises on a bad file into an :class:`InvalidImageError`.
 
     Pillow signals corrupt data with many exception types (OSError, SyntaxError,
@@ -347,8 +350,23 @@ def _pillow_errors(name: str, limits: ImageLimits) -> Iterator[None]:
         raise _pillow_bomb_error(name, exc, limits) from None
     except MemoryError:
         raise InvalidImageError(f"{name}: not enough memory to decode this image") from None
+    except OSError as exc:
+        if not str(exc).startswith(_PILLOW_TRUNCATED):
+            raise InvalidImageError(f"{name}: truncated or corrupt image data ({reason_of(exc)})") from exc
+        raise InvalidImageError(_truncated_message(name, size)) from exc
     except Exception as exc:
         raise InvalidImageError(f"{name}: truncated or corrupt image data ({reason_of(exc)})") from exc
+
+
+_PILLOW_TRUNCATED = "image file is truncated"
+"""How Pillow's ImageFile.load begins the error for data that ends early. Its "(N bytes not processed)" counts the
+bytes left in its decoder's buffer, not what is missing, so it is not passed on."""
+
+
+def _truncated_message(name: str, size: int | None) -> str:
+    if size is None:
+        return f"{name}: truncated image: its data ends before the whole picture is decoded"
+    return f"{name}: truncated image: the file ends after {size:,} bytes, before the whole picture is decoded"
 
 
 def _pillow_bomb_error(

@@ -101,3 +101,19 @@ def keep_freed_memory() -> bool:
     if not _kept:
         log.debug("mallopt refused; freed memory goes back to the kernel as usual")
     return _kept
+
+
+def release_freed_memory() -> bool:
+    """Give the operating system back the memory that malloc holds freed (glibc's ``malloc_trim(0)``, which walks
+    every thread's arena). The other side of :func:`keep_freed_memory`: while work runs, freed buffers are kept for
+    the next call; when a long-running process (the dashboard) falls idle, what its finished work freed goes back,
+    so the process settles near its idle size instead of staying at its peak. The next call faults its buffers in
+    again once. True when memory was returned; a no-op (False) without glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and other C libraries
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim(0) == 1

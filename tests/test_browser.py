@@ -7,6 +7,7 @@ The screenshot lands in `test-output/dashboard.png` for a person to look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,12 +32,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dashboard(models_dir):
+def server_log(tmp_path_factory):
+    """Where the dashboard's server writes its output (stdout and stderr): a test can look for tracebacks."""
+    return tmp_path_factory.mktemp("dashboard") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def dashboard(models_dir, server_log):
     port = free_port()
+    log = server_log.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=paths.project_root(), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=paths.project_root(), env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -54,21 +62,27 @@ def dashboard(models_dir):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
-@pytest.fixture()
-def driver(dashboard, tmp_path):
+def new_driver(profile):
+    """Headless Chromium with its own profile folder (so several are separate browser sessions)."""
     webdriver = pytest.importorskip("selenium.webdriver")
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={profile}",
                  # Chromium's fake webcam (a test pattern) and automatic permission: the camera snapshot test.
                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+
+
+@pytest.fixture()
+def driver(dashboard, tmp_path):
+    driver = new_driver(tmp_path / "profile")
     try:
         driver.get(dashboard)
         yield driver
@@ -164,6 +178,49 @@ def test_stop_mid_run_keeps_the_finished_photos(driver, shared_images):
     done = int(message.split(" photos done")[0].split()[-3])
     assert 1 <= done < total, message
     wait.until(lambda d: sum(b.text.startswith("Download") for b in d.find_elements(By.TAG_NAME, "button")) == done)
+
+
+def test_three_sessions_at_once_each_get_every_photo(dashboard, server_log, tmp_path):
+    """Three browser sessions press Cartoonize on the sample portraits at the same moment (512 px, to be quick): the
+    shared engine takes their photos in turn, and every photo of every session arrives, none stopped or
+    interrupted, with no exception on a page and no traceback in the server's log."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from cartoonkit.samples import sample_photos
+
+    total = len(sample_photos())
+    drivers = []
+    try:
+        for index in range(3):
+            drivers.append(new_driver(tmp_path / f"profile-{index}"))
+            drivers[-1].get(f"{dashboard}/?resolution=512")
+        waits = [WebDriverWait(d, 180, ignored_exceptions=(StaleElementReferenceException,)) for d in drivers]
+        for wait in waits:
+            samples = wait.until(lambda d: next((label for label in d.find_elements(By.TAG_NAME, "label")
+                                                 if "Use sample portraits" in label.text), None))
+            samples.click()
+            wait.until(lambda d, samples=samples: samples.find_element(By.TAG_NAME, "input").is_selected()
+                       and not d.find_elements(By.CSS_SELECTOR, "[data-testid=stStatusWidget]"))
+        buttons = [_button(driver, wait, "Cartoonize") for driver, wait in zip(drivers, waits, strict=True)]
+        for button in buttons:   # as close together as three browsers allow
+            button.click()
+        for index, (driver, wait) in enumerate(zip(drivers, waits, strict=True)):
+            wait.until(lambda d: sum(b.text.startswith("Download") for b in d.find_elements(By.TAG_NAME, "button"))
+                       == total and not d.find_elements(By.CSS_SELECTOR, "[data-testid=stStatusWidget]"))
+            alerts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "[data-testid=stAlert]")]
+            assert not [a for a in alerts if a.startswith(("Stopped", "Interrupted"))], (index, alerts)
+            assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid=stException]"), index
+            # One before/after view per photo, each at the resolution from the link (the long side 512 px).
+            views = [set(re.findall(r"after \((\d+)x(\d+)\)", f.get_attribute("srcdoc") or ""))
+                     for f in driver.find_elements(By.TAG_NAME, "iframe")]
+            views = [found for found in views if found]
+            assert len(views) == total and all(max(map(int, size)) == 512 for found in views for size in found)
+    finally:
+        for driver in drivers:
+            driver.quit()
+    assert "Traceback" not in server_log.read_text(errors="replace")
 
 
 def test_video_page_plays_the_cartoon_clip(driver, dashboard):

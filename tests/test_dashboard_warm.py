@@ -91,3 +91,29 @@ def test_already_prepared_needs_nothing(fresh, monkeypatch):
     monkeypatch.setattr("cartoonkit.options.int8_available", lambda: True)
     monkeypatch.setattr("cartoonkit.options.int8_prepared", lambda: True)
     assert warm.start(64, lambda resolution, report: None).state == "not needed"
+
+
+def test_each_shape_waits_until_no_session_is_using_the_engine(fresh, monkeypatch):
+    """While a session holds the shared engine, the warm-up compiles nothing more; it goes on once the engine has been
+    quiet (the dashboard passes its queue's wait_until_quiet as ``between``)."""
+    from cartoonkit.dashboard.engine_queue import EngineQueue
+
+    monkeypatch.setattr("cartoonkit.options.int8_available", lambda: True)
+    monkeypatch.setattr("cartoonkit.options.int8_prepared", lambda: False)
+    queue, compiled = EngineQueue(), []
+    session_done = threading.Event()
+
+    def prepare(resolution, report):
+        report(0, 2)
+        compiled.append(("shape 1", session_done.is_set()))
+        report(1, 2)
+        compiled.append(("shape 2", session_done.is_set()))
+        report(2, 2)
+
+    with queue:   # a session's photo is being cartoonized when the warm-up starts
+        warm.start(64, prepare, between=lambda: queue.wait_until_quiet(0.05))
+        threading.Event().wait(0.3)
+        assert compiled == []
+        session_done.set()
+    warm._THREAD.join(timeout=10)
+    assert compiled == [("shape 1", True), ("shape 2", True)] and warm.status().state == "done"

@@ -35,6 +35,29 @@ def test_add_keeps_results_with_settings_and_drops_errors_and_the_oldest(monkeyp
     assert gallery.differences(store.items[0], store.items[1]) == ["resolution 512 / 1024"]
 
 
+def test_the_gallery_keeps_only_files_and_drops_the_oldest_past_its_byte_budget(monkeypatch):
+    """Bounded by bytes as well as by count; the pictures are decoded from the kept file, not kept beside it."""
+    from PIL import Image
+
+    picture = np.random.default_rng(0).integers(0, 256, (40, 30, 3), np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(picture).save(png, format="PNG")
+    monkeypatch.setattr(gallery, "MAX_BYTES", 2 * len(png.getvalue()) + 10)
+    state: dict = {}
+    for i in range(3):
+        outcome = common.Outcome(name=f"p{i}.jpg", before=picture, after=picture, data=png.getvalue(),
+                                 file_name=f"p{i}.png")
+        gallery.add(state, outcome, common.Settings(), "Cartoonize")
+    store = gallery.of(state)
+    assert [item.number for item in store.items] == [2, 3] and store.dropped == 1
+    assert store.bytes == 2 * len(png.getvalue())
+    assert not hasattr(store.items[0], "after")
+    np.testing.assert_array_equal(store.items[0].picture(), picture)
+    monkeypatch.setattr(gallery, "MAX_BYTES", 1)   # a single result over the budget is still kept
+    gallery.add(state, outcome, common.Settings(), "Cartoonize")
+    assert [item.number for item in store.items] == [4]
+
+
 def test_zip_holds_every_file_once_and_an_index_of_settings():
     state: dict = {}
     for i, page in enumerate(("Cartoonize", "Batch", "Cartoonize")):

@@ -83,7 +83,7 @@ class Case:
 
 
 NOT_IMAGE = r"not an image"
-CORRUPT = r"not an image|truncated or corrupt"
+CORRUPT = r"not an image|truncated or corrupt|truncated image: the file ends after"
 PIXEL_LIMIT = r"more than the pixel limit of 64,000,000"
 
 

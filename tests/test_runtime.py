@@ -79,3 +79,27 @@ def test_compiled_cuda_engines_keep_inductors_cache_across_processes(tmp_path):
     explicit = subprocess.run([sys.executable, "-c", INDUCTOR_PROBE, "settings-only"], capture_output=True, text=True, timeout=300,
                               env={**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")})
     assert explicit.returncode == 0 and explicit.stdout.split()[0] == str(tmp_path / "mine")
+
+
+RELEASE_PROBE = r"""
+import torch
+from cartoonkit import runtime
+runtime.configure_torch(torch.device("cpu"))
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+buffer = torch.empty(64 * 1024 * 1024, dtype=torch.float32)  # 256 MB, written so that it is resident
+buffer.fill_(1.0)
+del buffer
+kept = rss()
+released = runtime.release_freed_memory()
+print(released, kept - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_release_freed_memory_gives_the_kept_buffers_back():
+    """With freed memory kept (the default), a freed 256 MB buffer stays resident until release_freed_memory."""
+    proc = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    released, dropped = proc.stdout.split()
+    assert released == "True" and int(dropped) > 200 * 1024 * 1024, proc.stdout

@@ -38,7 +38,8 @@ def main() -> None:
     pages = [st.Page(page_file(title), title=title, url_path=slug, default=index == 0)
              for index, (title, slug) in enumerate(PAGES.items())]
     page = st.navigation(pages)
-    warm.start(CartoonConfig().resolution)   # once per server process; see warm.py
+    # Once per server process (see warm.py); each shape waits until no session is using the engine.
+    warm.start(CartoonConfig().resolution, between=common.ENGINE_QUEUE.wait_until_quiet)
     for problem in share.apply_link(st.query_params, st.session_state, common.model_choices()):
         st.warning(problem)
     settings = common.sidebar(st)

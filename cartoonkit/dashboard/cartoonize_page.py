@@ -29,7 +29,7 @@ def start(st, job_key: str, files: list[tuple[str, bytes]], settings: common.Set
         outcomes = common.process_group(chosen, settings, cartoonizer, config)
         if not keep_images:  # the Batch page keeps only the encoded files: less memory per session
             for outcome in outcomes:
-                outcome.before = outcome.after = outcome.result = None
+                outcome.before = outcome.after = None
         return outcomes
 
     def done(outcome: common.Outcome, index: int) -> None:
@@ -62,7 +62,8 @@ def _make_landing_example() -> tuple[np.ndarray, np.ndarray] | None:
         name, data = photo.name, photo.read_bytes()
         settings = common.Settings.of(resolution=LANDING_RESOLUTION)
         cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
-        outcome = common.process_one(name, data, settings, cartoonizer)
+        with common.ENGINE_QUEUE:   # a turn like any photo's: sessions may be cartoonizing already
+            outcome = common.process_one(name, data, settings, cartoonizer)
     except Exception:  # noqa: BLE001 (the landing page must render without it)
         return None
     return None if outcome.error else (outcome.before, outcome.after)

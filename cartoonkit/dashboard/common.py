@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -22,14 +21,25 @@ from ..pipeline import Cartoonizer, CartoonResult
 from ..transforms import resize_to
 from ..weights import installed_models
 from . import jobs, warm
+from .engine_queue import EngineQueue
 
 MAX_UPLOAD_MB = 50  # keep in step with server.maxUploadSize in .streamlit/config.toml
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 """What the photo uploaders take: the suffixes ``run`` and ``batch`` read (the content still decides)."""
 UPLOAD_HELP = f"{READ_FORMAT_NAMES}; up to {MAX_UPLOAD_MB} MB each"
-MODEL_LOCK = threading.Lock()
-"""Serialises use of the shared cartoonizers: sessions run in threads, and OpenCV's face detector (compound
-mode) and one device's memory are not meant for concurrent calls."""
+
+
+def _release_memory() -> None:
+    from ..runtime import release_freed_memory
+
+    release_freed_memory()
+
+
+ENGINE_QUEUE = EngineQueue(on_idle=_release_memory)
+"""Turns on the shared cartoonizers, first come, first served (see :mod:`.engine_queue`): sessions run in threads,
+and OpenCV's face detector (compound mode) and one device's memory are not meant for concurrent calls. Each
+photo (or Batch group) is one turn, so sessions interleave photo by photo. When no one has used it for two seconds,
+the memory the finished work freed goes back to the operating system."""
 STAGE_ORDER = ("decode", "preprocess", "network", "postprocess", "detect", "align", "head_network", "paste",
                "encode")
 
@@ -72,11 +82,10 @@ class Settings:
 
 @dataclass
 class Outcome:
-    """One uploaded file after processing: either ``result`` (with ``data`` to download) or ``error``."""
+    """One uploaded file after processing: either the pictures and ``data`` to download, or ``error``."""
 
     name: str
     error: str | None = None
-    result: CartoonResult | None = None
     before: np.ndarray | None = None   # the resized photo, (H, W, 3) uint8
     after: np.ndarray | None = None    # the cartoon, (H, W, 3) uint8
     data: bytes = b""
@@ -131,7 +140,10 @@ def process_one(name: str, data: bytes, settings: Settings, cartoonizer: Cartoon
     try:
         decoded = read_image(data, name=name, limits=cartoonizer.limits)
         decode_seconds = time.perf_counter() - start
-        return _finish(name, decoded, cartoonizer.process(decoded, config), decode_seconds, config, start)
+        jobs.checkpoint()  # a stopped or timed-out job ends here, before the network, not after the photo
+        result = cartoonizer.process(decoded, config)
+        jobs.checkpoint()
+        return _finish(name, decoded, result, decode_seconds, config, start)
     except CartoonkitError as exc:  # InvalidImageError, ConfigError, ... : message names the file / setting
         return Outcome(name=name, error=str(exc), seconds=time.perf_counter() - start)
 
@@ -154,8 +166,10 @@ def process_group(files: list[tuple[str, bytes]], settings: Settings, cartoonize
         except CartoonkitError as exc:
             outcomes[index] = Outcome(name=name, error=str(exc), seconds=time.perf_counter() - start)
     try:
+        jobs.checkpoint()
         results = cartoonizer.process_many([image for image, _, _ in decoded.values()], config,
                                            max_batch=len(files)) if decoded else []
+        jobs.checkpoint()
         for (index, (image, decode_seconds, start)), result in zip(decoded.items(), results, strict=True):
             outcomes[index] = _finish(files[index][0], image, result, decode_seconds, config, start)
     except CartoonkitError:  # one photo's problem stopped the shared call: one at a time names it
@@ -171,7 +185,8 @@ def _finish(name: str, decoded, result: CartoonResult, decode_seconds: float, co
     encoded = result.encode(config.format, config.quality)
     # The photo at the output's size (not the network's input: that may be upscaled and blurred).
     before = resize_to(decoded.rgb, tuple(result.rgb.shape[-2:]))
-    return Outcome(name=name, result=result, before=to_numpy(before), after=to_numpy(result.rgb), data=encoded,
+    # Not the CartoonResult itself: its tensors would stay in the session beside the pictures made from them.
+    return Outcome(name=name, before=to_numpy(before), after=to_numpy(result.rgb), data=encoded,
                    file_name=Path(name).stem + extension_for(config.format), timings=dict(result.timings),
                    notes=result.notes, seconds=time.perf_counter() - start)
 
@@ -195,7 +210,7 @@ def process_uploads(files: list[tuple[str, bytes]], settings: Settings,
     """Process every ``(name, bytes)``; a bad file gives an error outcome and the others still run."""
     cartoonizer = cartoonizer or load_cartoonizer(settings.model, settings.engine_options)
     config = settings.config
-    with MODEL_LOCK:
+    with ENGINE_QUEUE:
         return [process_one(name, data, settings, cartoonizer, config) for name, data in files]
 
 
@@ -233,7 +248,9 @@ def sidebar(st) -> Settings:
     time_limit = sb.number_input("Time limit per request (s)", min_value=jobs.MIN_TIME_LIMIT_S,
                                  max_value=jobs.MAX_TIME_LIMIT_S,
                                  value=jobs.default_time_limit(), step=10.0, key="time_limit",
-                                 help=f"Long work stops between files once past it; default from {jobs.TIME_LIMIT_ENV}")
+                                 help="Long work stops once it has used this much time, between files or between "
+                                      "the steps of one; time spent waiting for other sessions' photos does not "
+                                      f"count. Default from {jobs.TIME_LIMIT_ENV}")
     if warm_line := warm.status().line():
         sb.caption(warm_line)
     sb.caption(f"Uploads up to {MAX_UPLOAD_MB} MB per file (server.maxUploadSize in .streamlit/config.toml); "
@@ -314,7 +331,8 @@ def run_buttons(st, label: str, run_key: str, stop_key: str) -> tuple[bool, bool
     left, right, _ = st.columns([1, 2, 3])
     run = left.button(label, key=run_key, type="primary")
     stop = right.button("Stop and keep results", key=stop_key,
-                        help="Stops after the item being processed; what is done so far stays on the page")
+                        help="Stops at the next step of the item being processed (the network's own pass "
+                             "finishes first); what is done so far stays on the page")
     return run, stop
 
 
@@ -357,36 +375,58 @@ def settle(st, job_key: str, stop_clicked: bool) -> None:
 
 def run_job(st, job_key: str, items: list, labels: list[str], fn, settings: Settings,
             unit: str = "files", meta=None, on_result=None, area=None) -> jobs.Job:
-    """Run ``fn`` over ``items`` one at a time under the model lock, with a progress bar, the Stop button's flag
-    and the sidebar's time limit; the job (results so far included) lives in ``st.session_state[job_key]``.
-    ``on_result(result, index)``, if given, draws each result as it comes; the bar goes into ``area`` if given."""
-    bar = (area if area is not None else st).progress(0.0, text=f"0 of {len(items)} {unit}")
+    """Run ``fn`` over ``items`` one at a time, each in a turn of the shared engine (:data:`ENGINE_QUEUE`), with a
+    progress bar, the Stop button's flag and the sidebar's time limit (which does not count the turns' waits); the
+    job (results so far included) lives in ``st.session_state[job_key]``. While an item waits for its turn, the
+    line above the bar says its place in the queue and an estimate. ``on_result(result, index)``, if given, draws
+    each result as it comes; the bar goes into ``area`` if given."""
+    where = area if area is not None else st
+    queue_line, bar = where.empty(), where.progress(0.0, text=f"0 of {len(items)} {unit}")
     # No Streamlit call from here to run_with_limit: a rerun could stop this run there and leave a job
     # that never sets ``finished`` for the next run to wait on.
     job = jobs.Job(total=len(items), settings=settings, limit_s=settings.time_limit_s, labels=list(labels),
                    meta=meta)
     st.session_state[job_key] = job
+    shown = {"text": ""}
 
-    def locked(item):
-        with MODEL_LOCK:  # per item, so that other sessions' requests interleave with a long batch
+    def waiting(place) -> None:  # a Streamlit call: where a rerun may stop this run (the ticket leaves the queue)
+        if job.cancel.is_set():
+            raise jobs.ItemAbandoned("stopped")
+        text = place.describe(remaining=job.total - job.done, unit=unit)
+        if text != shown["text"]:
+            queue_line.info(text)
+            shown["text"] = text
+
+    def in_turn(item):
+        # One turn per item, so that other sessions' requests interleave with a long batch.
+        with ENGINE_QUEUE.turn(owner=job, on_wait=waiting) as waited_s:
+            job.deadline.waited_s += waited_s   # the limit counts this request's work, not its wait
             return fn(item)
 
     def progress(job: jobs.Job, item) -> None:  # a Streamlit call: where a rerun may stop this one
+        if shown["text"]:
+            queue_line.empty()
+            shown["text"] = ""
         bar.progress(job.done / job.total, text=f"{job.done} of {job.total} {unit}: {job.labels[job.done - 1]}")
         if on_result is not None:
             on_result(job.results[-1], job.done - 1)
 
-    jobs.run_with_limit(job, items, locked, on_progress=progress)
+    jobs.run_with_limit(job, items, in_turn, on_progress=progress)
+    queue_line.empty()
     bar.empty()
     return job
 
 
 def show_job_state(st, job: jobs.Job, settings: Settings, action: str, unit: str = "files") -> None:
-    """Why the job ended early (if it did) and whether its results were made with other settings."""
+    """Why the job ended early (if it did), how long it took when it shared the engine with other sessions, and
+    whether its results were made with other settings."""
     if job.state == "time_limit" or job.state == "failed":
         st.error(job.message(unit))
     elif job.state in ("stopped", "interrupted"):
         st.warning(job.message(unit))
+    elif job.state == "done" and job.waited_s >= 1:
+        st.caption(f"{job.done} {unit} in {job.elapsed_s:.0f} s: {job.used_s:.0f} s of work (what the time limit "
+                   f"counts) and {job.waited_s:.0f} s in the queue behind other sessions' photos.")
     changes = settings_changes(job.settings, settings) if job.settings is not None else []
     if changes:
         st.warning(f"These results were made with other settings: {'; '.join(changes)}. "

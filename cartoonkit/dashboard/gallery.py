@@ -2,8 +2,8 @@
 made with, so it survives switching pages, can be compared with another and downloaded with the rest as one zip.
 
 Plain functions over ``st.session_state`` (a mapping), no Streamlit calls: the page that draws it is
-:mod:`.gallery_page`. The gallery keeps the encoded file and, where the page had them, the before and after
-pictures; it holds at most :data:`MAX_ITEMS` results and drops the oldest past that, saying so.
+:mod:`.gallery_page`. The gallery keeps only the encoded file of each result (the pictures are decoded from it when
+shown): at most :data:`MAX_ITEMS` results and :data:`MAX_BYTES` of files, dropping the oldest past either, saying so.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import numpy as np
 
 GALLERY_KEY = "session_gallery"
 MAX_ITEMS = 100
-"""About 100 MB of images per session at 1024 px: enough for a demo, bounded for a shared server."""
+MAX_BYTES = 200 * 2**20
+"""What one session's gallery may hold: 100 results, and 200 MB of files (about 100 PNGs at 1024 px). Enough for a
+demo, bounded for a shared server; the decoded pictures are not kept (three times the size of a PNG each)."""
 
 
 @dataclass
@@ -30,8 +32,6 @@ class GalleryItem:
     settings: dict[str, Any]    # Settings.flat() of the run
     data: bytes                 # the encoded output
     file_name: str
-    before: np.ndarray | None = None
-    after: np.ndarray | None = None
     seconds: float = 0.0
     created: float = field(default_factory=time.time)
 
@@ -40,9 +40,7 @@ class GalleryItem:
         return f"#{self.number} {self.name} ({self.page})"
 
     def picture(self) -> np.ndarray:
-        """The cartoon as ``(H, W, 3)`` uint8: kept, or decoded from the file (the Batch page keeps only files)."""
-        if self.after is not None:
-            return self.after
+        """The cartoon as ``(H, W, 3)`` uint8, decoded from the file."""
         from PIL import Image
 
         with Image.open(io.BytesIO(self.data)) as image:
@@ -54,6 +52,10 @@ class Gallery:
     items: list[GalleryItem] = field(default_factory=list)
     made: int = 0          # results ever added, dropped ones included
     dropped: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(item.data) for item in self.items)
 
 
 def of(state) -> Gallery:
@@ -72,10 +74,9 @@ def add(state, outcome, settings, page: str) -> GalleryItem | None:
     gallery = of(state)
     gallery.made += 1
     item = GalleryItem(number=gallery.made, name=outcome.name, page=page, settings=dict(settings.flat()),
-                       data=outcome.data, file_name=outcome.file_name, before=outcome.before, after=outcome.after,
-                       seconds=outcome.seconds)
+                       data=outcome.data, file_name=outcome.file_name, seconds=outcome.seconds)
     gallery.items.append(item)
-    if len(gallery.items) > MAX_ITEMS:
+    while len(gallery.items) > 1 and (len(gallery.items) > MAX_ITEMS or gallery.bytes > MAX_BYTES):
         del gallery.items[0]
         gallery.dropped += 1
     return item

@@ -29,7 +29,8 @@ def render(st, settings: common.Settings) -> None:
     store = gallery.of(st.session_state)
     items = store.items
     st.caption(f"Every result of this session from the Cartoonize and Batch pages, with the settings it was made "
-               f"with (the last {gallery.MAX_ITEMS} are kept). It stays while you switch pages.")
+               f"with (the last {gallery.MAX_ITEMS} are kept, up to {gallery.MAX_BYTES // 2**20} MB of files). "
+               "It stays while you switch pages.")
     if not items:
         st.info("Nothing yet: cartoonize some photos (Cartoonize or Batch page) and they appear here.")
         return

@@ -61,7 +61,7 @@ def render(st, settings: common.Settings) -> None:
     if held is None or held[0] != wanted:
         processor = live.LiveCartoonizer(cartoonizer, settings.config, resolution=start_resolution,
                                          adaptive=adaptive, temporal=temporal, budget_s=1 / wanted_fps,
-                                         lock=common.MODEL_LOCK,
+                                         lock=common.ENGINE_QUEUE,
                                          max_resolution=live.LADDER[-1] if on_gpu else 512)
         st.session_state[LIVE_KEY] = held = (wanted, processor)
     processor = held[1]

@@ -72,7 +72,7 @@ def run_short_benchmark(settings: common.Settings) -> tuple[str, dict]:
     from ..bench.run import run_benchmarks
 
     name = time.strftime("dashboard-%Y%m%d-%H%M%S")
-    with common.MODEL_LOCK:  # alone on the machine, or the numbers mean little
+    with common.ENGINE_QUEUE:  # alone on the machine, or the numbers mean little
         result = run_benchmarks(SHORT_RESOLUTIONS, repeats=1, device=settings.engine_options.device,
                                 model=settings.model, variants=SHORT_VARIANTS, batch_sizes=SHORT_BATCHES,
                                 end_to_end=False, print_table=False)

@@ -49,10 +49,11 @@ def preview_indices(total: int | None, count: int = PREVIEWS) -> set[int]:
 
 
 def cartoonize_clip(name: str, data: bytes | None, source: Path | None, settings: common.Settings,
-                    options: VideoOptions, progress=None, should_stop=None) -> VideoOutcome | None:
+                    options: VideoOptions, progress=None, should_stop=None, waited=None) -> VideoOutcome | None:
     """Cartoonize one clip (``data`` uploaded, or the file ``source``) into MP4 bytes with the run ``options``
     (their section and limits are the page's: at most :data:`MAX_SECONDS`); None when stopped.
-    No Streamlit in here: the page passes its progress bar in as ``progress(done, total)``."""
+    No Streamlit in here: the page passes its progress bar in as ``progress(done, total)``. The clip is one turn of
+    the shared engine; ``waited(seconds)`` is told how long it waited for it (the time limit does not count that)."""
     from ..video import cartoonize_video, expected_frames, open_input, probe
 
     folder = tempfile.mkdtemp(prefix="cartoonkit-video-")
@@ -74,7 +75,9 @@ def cartoonize_clip(name: str, data: bytes | None, source: Path | None, settings
 
         cartoonizer = common.load_cartoonizer(settings.model, settings.engine_options)
         out = Path(folder) / (Path(name).stem + "-cartoon.mp4")
-        with common.MODEL_LOCK:
+        with common.ENGINE_QUEUE.turn() as waited_s:
+            if waited is not None:
+                waited(waited_s)
             summary = cartoonize_video(source, out, settings.config, settings.engine_options, options,
                                        cartoonizer=cartoonizer, progress=progress, should_stop=should_stop,
                                        on_frame=keep)
@@ -141,6 +144,9 @@ def _run(st, upload, sample: Path | None, settings: common.Settings, options: Vi
         share = min(done / total, 1.0) if total else 0.0
         bar.progress(share, text=f"{name}: {done} of {total or '?'} frames")
 
+    def add_wait(seconds: float) -> None:
+        deadline.waited_s += seconds
+
     def should_stop() -> bool:
         if job.cancel.is_set():
             job.state = "stopped"
@@ -152,7 +158,7 @@ def _run(st, upload, sample: Path | None, settings: common.Settings, options: Vi
 
     try:
         outcome = cartoonize_clip(name, upload.getvalue() if upload is not None else None, sample, settings,
-                                  options, progress, should_stop)
+                                  options, progress, should_stop, waited=add_wait)
         if outcome is not None:
             job.results.append(outcome)
             job.state = "done"

@@ -65,11 +65,14 @@ def _default_prepare(resolution: int, report: Callable[[int, int], None]) -> Non
     mark_int8_ready([w.shape for w in warmed])
 
 
-def start(resolution: int, prepare: Callable[[int, Callable[[int, int], None]], None] | None = None) -> WarmupStatus:
+def start(resolution: int, prepare: Callable[[int, Callable[[int, int], None]], None] | None = None,
+          between: Callable[[], None] | None = None) -> WarmupStatus:
     """Start the warm-up thread if it is wanted and not started yet in this process; return the status.
 
     ``prepare(resolution, report)`` does the work (default: compile and mark, as ``cartoonkit warmup``);
-    ``report(done, total)`` updates the status.
+    ``report(done, total)`` updates the status. ``between()`` is called before each shape is compiled: the
+    dashboard waits there until no session has used the engine for a moment, so that people's photos come first
+    (a shape already compiling finishes, 10-30 s).
     """
     global _THREAD
     with _LOCK:
@@ -89,11 +92,16 @@ def start(resolution: int, prepare: Callable[[int, Callable[[int, int], None]], 
 
         def report(done: int, total: int) -> None:
             _STATUS.done, _STATUS.total = done, total
+            if between is not None and done < total:
+                between()
 
         def work() -> None:
             try:
                 (prepare or _default_prepare)(resolution, report)
                 _STATUS.state = "done"
+                from ..runtime import release_freed_memory
+
+                release_freed_memory()   # the compiler's working memory: no session's work will reuse it
             except Exception as exc:  # noqa: BLE001 (a failed warm-up must never take the dashboard down)
                 _STATUS.state, _STATUS.message = "failed", f"{type(exc).__name__}: {exc}"
 
