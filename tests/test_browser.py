@@ -97,6 +97,32 @@ def _button(driver, wait, text: str):
                                      None))
 
 
+def _take_camera_photo(driver, wait, attempts: int = 6):
+    """Click "Take Photo" until the widget shows "Clear photo". A click can be lost: the button is there before
+    the fake camera's stream is live, and a rerun of the page (the sidebar's int8 warm-up line) can re-render it
+    between finding and clicking. One photo taken is what the test needs."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def button(d, text):
+        return next((b for b in d.find_elements(By.TAG_NAME, "button") if b.text.strip() == text and b.is_enabled()),
+                    None)
+
+    for _ in range(attempts):
+        found = wait.until(lambda d: button(d, "Clear photo") or button(d, "Take Photo"))
+        try:
+            if found.text.strip() == "Clear photo":
+                return
+            found.click()
+            WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda d: button(d, "Clear photo"))
+            return
+        except (StaleElementReferenceException, TimeoutException):
+            continue  # the click was lost: look again
+    pytest.fail(f'the camera widget never showed "Clear photo" after {attempts} clicks on "Take Photo"')
+
+
 def test_upload_a_photo_and_get_the_cartoon(driver, shared_images, tmp_path):
     from PIL import Image
     from selenium.common.exceptions import StaleElementReferenceException
@@ -145,8 +171,7 @@ def test_landing_page_shows_a_before_after_and_the_camera_snapshot_is_cartoonize
                              for f in d.find_elements(By.TAG_NAME, "iframe")))
     wait.until(lambda d: next((label for label in d.find_elements(By.TAG_NAME, "label")
                                if "Use the camera" in label.text), None)).click()
-    _button(driver, wait, "Take Photo").click()
-    wait.until(lambda d: any(b.text.strip() == "Clear photo" for b in d.find_elements(By.TAG_NAME, "button")))
+    _take_camera_photo(driver, wait)
     _button(driver, wait, "Cartoonize").click()
     download = wait.until(lambda d: next((b for b in d.find_elements(By.TAG_NAME, "button")
                                           if b.text.startswith("Download camera-")), None))
