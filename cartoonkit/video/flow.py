@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Presets: the smoother runs at every frame of every clip, so it takes the fast one on a half-size frame; the
-# metric is run to judge results, so it takes a finer one at full size, not the estimator the smoother trusts.
+# Presets: the smoother runs at every frame of every clip, so it takes the fast one; the metric is run to judge
+# results, so it takes a finer one, not the estimator the smoother trusts (both at the cartoon's size).
 SMOOTH_PRESET, METRIC_PRESET = cv2.DISOPTICAL_FLOW_PRESET_FAST, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 
 _estimators = threading.local()  # a DIS object keeps state between calls, so one per thread and preset
