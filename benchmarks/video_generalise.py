@@ -6,10 +6,10 @@ clips it was not tuned on (issue 24)".
                                                             [--json benchmarks/video-generalise-epyc.json]
     .venv/bin/python benchmarks/video_generalise.py measure --flow-scale 0.5   # the smoother before issue 24
 
-The clips are MADE here (fixed seeds, no download; x264 is not bit-exact here, see ``write_clip``), from ../shared/videos/dct_input.mp4 and
-../shared/images; none is committed. They are written as H.264 files into ``$CARTOONKIT_CACHE/video-generalise``
-(default ``~/.cache/cartoonkit/video-generalise``, ``--cache`` to change) and decoded back, so the network sees
-real compression. Two sets:
+The clips are MADE here (fixed seeds, no download; x264 is not bit-exact here, see ``write_clip``), from
+../shared/videos/dct_input.mp4 and ../shared/images; none is committed. They are written as H.264 files into
+``$CARTOONKIT_CACHE/video-generalise`` (default ``~/.cache/cartoonkit/video-generalise``, ``--cache`` to change) and
+decoded back, so the network sees real compression. Two sets:
 
 - TUNING (the smoother's parameters were chosen on these): ``shared-512`` (the shared clip itself at 512 px, as
   ``video_bench.py quality``), ``portrait-pan`` (a camera panning and zooming over a group photo), ``shake`` (the
@@ -36,10 +36,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -387,7 +387,6 @@ def measure(args) -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = None
     import cartoonkit
-
     from cartoonkit.video import temporal
 
     return {"strength": args.strength, "style_weight": args.style_weight, "precision": ck.engine.precision,
