@@ -185,12 +185,28 @@ def test_finest_level_trades_accuracy_for_speed(photo):
     assert full < half < 0.3, (full, half)
 
 
+def test_runs_on_the_meta_device():
+    """Tensors without data: any read of a value on the host (``.item()``, ``if tensor``, ``.cpu()``), which
+    would synchronise with a GPU every frame, raises here; shapes and dtypes come out as on a real device."""
+    frames = torch.zeros(2, 1, 90, 160, dtype=torch.uint8, device="meta")
+    flow = device_flow.dense_flow(frames, frames)
+    assert flow.shape == (2, 2, 90, 160) and flow.device.type == "meta" and flow.dtype == torch.float32
+    mask = device_flow.forward_backward_mask(flow, flow)
+    assert mask.shape == (2, 1, 90, 160) and mask.dtype == torch.bool
+    assert device_flow.warp(frames.float(), flow).shape == (2, 1, 90, 160)
+
+
 @pytest.mark.gpu
 def test_cuda_matches_cpu(clip_pairs):
     prev = torch.cat([_tensor(p) for p, _ in clip_pairs])
     next_ = torch.cat([_tensor(n) for _, n in clip_pairs])
     cpu = device_flow.dense_flow(prev, next_)
-    cuda = device_flow.dense_flow(prev.cuda(), next_.cuda())
+    device_flow.dense_flow(prev.cuda(), next_.cuda())  # first call: the cached kernels are copied over
+    torch.cuda.set_sync_debug_mode("error")  # from here, a host synchronisation raises
+    try:
+        cuda = device_flow.dense_flow(prev.cuda(), next_.cuda())
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
     assert cuda.device.type == "cuda"
     # Different summation orders in the convolutions: tiny differences, amplified a little by the iterations.
     difference = (cuda.cpu() - cpu).norm(dim=1)

@@ -15,14 +15,15 @@ Conventions are OpenCV's: flow ``(N, 2, H, W)`` in pixels, channel 0 x and chann
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-# Tikhonov term added to the structure tensor's diagonal (intensity^2 per pixel^2, 0-255 scale): where a window
-# has no texture the update goes to zero and the flow keeps what the coarser level said, instead of dividing by
-# a near-singular matrix. Small next to a textured window's tensor (hundreds to thousands).
+# Tikhonov term added to the structure tensor's diagonal (intensity^2 per pixel^2, 0-255 scale), pulling towards
+# the flow a pixel has now: where a window has no texture the flow keeps what the coarser level said instead of
+# dividing by a near-singular matrix. Small next to a textured window's tensor (hundreds to thousands).
 REGULARISATION = 4.0
 
 
@@ -105,17 +106,16 @@ def _resize_flow(flow: torch.Tensor, size) -> torch.Tensor:
     answer becomes the finer level's starting point."""
     if tuple(flow.shape[-2:]) == tuple(size):
         return flow
-    factor = flow.new_tensor([size[1] / flow.shape[-1], size[0] / flow.shape[-2]]).view(1, 2, 1, 1)
-    return F.interpolate(flow, size=tuple(size), mode="bilinear", align_corners=False) * factor
+    resized = F.interpolate(flow, size=tuple(size), mode="bilinear", align_corners=False)
+    # Python-number factors: no small tensor copied from the host on every call.
+    return torch.cat((resized[:, 0:1] * (size[1] / flow.shape[-1]), resized[:, 1:2] * (size[0] / flow.shape[-2])), 1)
 
 
 def _gaussian(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of every channel (edges repeated): the window sums of Lucas-Kanade, as two 1-D
     depthwise convolutions (one small kernel per channel, the cheapest form on both CPU and GPU)."""
-    radius = max(1, int(math.ceil(2.5 * sigma)))
-    taps = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
+    kernel = _gaussian_kernel(sigma, image.device, image.dtype)
+    radius = kernel.numel() // 2
     channels = image.shape[1]
     image = F.pad(image, (radius, radius, radius, radius), mode="replicate")
     image = F.conv2d(image, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
@@ -133,9 +133,23 @@ def _inside(flow: torch.Tensor) -> torch.Tensor:
 def _gradient(image: torch.Tensor) -> torch.Tensor:
     """Sobel derivatives (x, y) ``(N, 2, H, W)`` in intensity per pixel: central differences smoothed across,
     less sensitive to noise than plain differences."""
-    kernel = image.new_tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
-    kernels = torch.stack((kernel, kernel.t())).unsqueeze(1)
-    return F.conv2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), kernels)
+    return F.conv2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), _sobel_kernels(image.device, image.dtype))
+
+
+# The small kernels, made once per device: built on the host and copied on every call, they would cost a
+# host-to-device copy per level and iteration on CUDA.
+@functools.lru_cache(maxsize=32)
+def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    return (kernel / kernel.sum()).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _sobel_kernels(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
+    return torch.stack((kernel, kernel.t())).unsqueeze(1).to(device=device, dtype=dtype)
 
 
 def _refine(frame0: torch.Tensor, frame1: torch.Tensor, flow: torch.Tensor, iterations: int, sigma: float,
