@@ -201,16 +201,18 @@ def test_cuda_matches_cpu(clip_pairs):
     prev = torch.cat([_tensor(p) for p, _ in clip_pairs])
     next_ = torch.cat([_tensor(n) for _, n in clip_pairs])
     cpu = device_flow.dense_flow(prev, next_)
-    device_flow.dense_flow(prev.cuda(), next_.cuda())  # first call: the cached kernels are copied over
+    prev_cuda, next_cuda = prev.cuda(), next_.cuda()  # (a copy from pageable memory synchronises)
+    device_flow.dense_flow(prev_cuda, next_cuda)  # first call: the cached kernels are copied over
     torch.cuda.set_sync_debug_mode("error")  # from here, a host synchronisation raises
     try:
-        cuda = device_flow.dense_flow(prev.cuda(), next_.cuda())
+        cuda = device_flow.dense_flow(prev_cuda, next_cuda)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert cuda.device.type == "cuda"
-    # Different summation orders in the convolutions: tiny differences, amplified a little by the iterations.
+    # Different summation orders in the convolutions (and TF32 in cuDNN's, where it is on): small differences,
+    # amplified a little by the iterations. Never run on a GPU yet: the tolerances are a first guess.
     difference = (cuda.cpu() - cpu).norm(dim=1)
-    assert difference.median() < 0.01 and (difference > 0.1).float().mean() < 0.001, difference.max()
+    assert difference.median() < 0.02 and (difference > 0.25).float().mean() < 0.005, difference.max()
     mask_cpu = device_flow.forward_backward_mask(cpu, cpu.flip(0))
     mask_cuda = device_flow.forward_backward_mask(cuda, cuda.flip(0)).cpu()
     assert (mask_cpu == mask_cuda).float().mean() > 0.999
