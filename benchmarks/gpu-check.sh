@@ -3,7 +3,7 @@
 # has torch (the `device` tool's H200 image: torch, torchvision, opencv, pillow, safetensors, onnxruntime, pytest are
 # there; what is not travels in .gpu-assets/):
 #
-#   here:   make gpu-assets                     # .gpu-assets/: a copy of ../shared, the tflite wheel (git-ignored)
+#   here:   make gpu-assets                     # .gpu-assets/: a copy of ../shared, the tflite and PyAV wheels (git-ignored)
 #   there:  bash benchmarks/gpu-check.sh        # with .gpu-assets carried; results in $OUT (or bench-results/gpu/)
 #   CPU:    GPU_CHECK_DEVICE=cpu bash benchmarks/gpu-check.sh   # the plumbing only (tests/test_gpu_check.py)
 #
