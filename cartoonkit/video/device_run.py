@@ -352,13 +352,14 @@ class DeviceRun:
         self.stages["encode"] += clock.seconds(marks[2], marks[3])  # the copy back: the output's way out
         count = len(batch.frames)
         written = batch.slot.written[:count].numpy()
-        cartoons = batch.slot.cartoons[:count].numpy() if batch.with_cartoons else written
-        # The buffers go back to the engine after this batch: whatever outlives it is copied.
-        keep = self.on_frame is not None or self.flicker is not None
+        cartoons = batch.slot.cartoons[:count].numpy() if batch.with_cartoons else None
+        # The buffers go back to the engine after this batch: a frame that outlives it (handed to on_frame, or kept
+        # as the measure's frame before) is a copy.
+        outlives = self.on_frame is not None or self.flicker is not None
         for i, frame in enumerate(batch.frames):
-            mine = np.array(written[i]) if keep else written[i]
-            raw = mine if cartoons is written else np.array(cartoons[i])
-            previous = self._write_one(frame, raw, mine, previous)
+            frame_written = np.array(written[i]) if outlives else written[i]
+            frame_cartoon = frame_written if cartoons is None else np.array(cartoons[i])
+            previous = self._write_one(frame, frame_cartoon, frame_written, previous)
         self._free.put(batch.slot)
         return previous
 
