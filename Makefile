@@ -33,10 +33,14 @@ notebooks: $(MODEL)  ## execute every notebook into HTML in out/notebooks/ (CART
 lab: $(MODEL)  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
 
-gpu-assets: $(STAMP)  ## .gpu-assets/ for benchmarks/gpu-check.sh on a GPU machine: ../shared copied, the tflite wheel
+gpu-assets: $(STAMP)  ## .gpu-assets/ for benchmarks/gpu-check.sh on a GPU machine: ../shared copied, the tflite and PyAV wheels
 	rm -rf .gpu-assets && mkdir -p .gpu-assets/shared .gpu-assets/wheels
-	cp -r ../shared/models ../shared/images .gpu-assets/shared/
+	cp -r ../shared/models ../shared/images ../shared/videos .gpu-assets/shared/
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d .gpu-assets/wheels tflite==2.18.0
+	# PyAV for the video step, this venv's version, for the GPU image's Python 3.12 (an abi3 wheel, about 36 MB)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu-assets/wheels \
+		"av==$$($(BIN)/python -c 'import av; print(av.__version__)')"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The GPU checks of cartoonkit in one call of about 6 minutes, for a machine with an NVIDIA GPU and a python3 that
+# The GPU checks of cartoonkit in one call of about 7 minutes (9 at most), for a machine with an NVIDIA GPU and a python3 that
 # has torch (the `device` tool's H200 image: torch, torchvision, opencv, pillow, safetensors, onnxruntime, pytest are
 # there; what is not travels in .gpu-assets/):
 #
-#   here:   make gpu-assets                     # .gpu-assets/: a copy of ../shared, the tflite wheel (git-ignored)
+#   here:   make gpu-assets                     # .gpu-assets/: a copy of ../shared, the tflite and PyAV wheels (git-ignored)
 #   there:  bash benchmarks/gpu-check.sh        # with .gpu-assets carried; results in $OUT (or bench-results/gpu/)
 #   CPU:    GPU_CHECK_DEVICE=cpu bash benchmarks/gpu-check.sh   # the plumbing only (tests/test_gpu_check.py)
 #
-# It writes five files: gpu.txt (the card, the driver, torch), gpu-tests.log (every test marked `gpu`), targets.log
+# It writes seven files: gpu.txt (the card, the driver, torch), gpu-tests.log (every test marked `gpu`), targets.log
 # and targets.json (benchmarks/gpu_targets.py: the folder pipeline's targets of issue 22 in one table: a folder of
 # 2,000 mixed-size JPEGs eager and --compile, the network alone on the same shapes, one warm photo, the first output
-# of a cold run) and summary.txt. Each step has its own time limit, so one that hangs cannot take the rest with it.
+# of a cold run), video.log and video.json (benchmarks/gpu_video.py: issue 24's video table, fps end to end and ms
+# per frame by stage at 1024x576, 1080p and 2160p, and the live view's fps) and summary.txt. Each step has its own
+# time limit, so one that hangs cannot take the rest with it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench-results/gpu}
@@ -31,11 +33,13 @@ summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 if [ "$DEVICE" = cpu ]; then
     $PY -c "from cartoonkit.hardware import cpu_model_name; print('cpu', cpu_model_name())" > "$OUT/gpu.txt" 2>&1
     targets=(--device cpu --quick --no-compile)
+    video=(--device cpu --quick)
 else
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
       $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
     } > "$OUT/gpu.txt" 2>&1 || { summary "no usable NVIDIA GPU here: $(tail -1 "$OUT/gpu.txt")"; exit 2; }
     targets=(--device "$DEVICE")
+    video=(--device "$DEVICE" --end 3)
 fi
 summary "machine: $(tr '\n' ' ' < "$OUT/gpu.txt")"
 $PY -m cartoonkit models install whitebox > /dev/null && $PY -m cartoonkit models install yunet > /dev/null \
@@ -43,7 +47,8 @@ $PY -m cartoonkit models install whitebox > /dev/null && $PY -m cartoonkit model
 
 # 1. Every GPU test (about 1-2 min; on the CPU they skip).
 timeout 150 $PY -m pytest -q -p no:cacheprovider -m gpu --continue-on-collection-errors \
-    tests/test_engine.py tests/test_pipeline.py tests/test_batch.py tests/test_walkthrough.py > "$OUT/gpu-tests.log" 2>&1
+    tests/test_engine.py tests/test_pipeline.py tests/test_batch.py tests/test_walkthrough.py tests/test_device_flow.py \
+    tests/test_device_temporal.py tests/test_video_device.py tests/test_live.py > "$OUT/gpu-tests.log" 2>&1
 summary "gpu tests (exit $?): $(tail -1 "$OUT/gpu-tests.log")"
 
 # 2. The targets in one table (about 3-4 min: 2,000 photos eager, then --compile within its own 120 s limit).
@@ -51,3 +56,10 @@ timeout 270 $PY benchmarks/gpu_targets.py "${targets[@]}" --json "$OUT/targets.j
 status=$?
 summary "targets (exit $status):"
 if [ $status -eq 0 ]; then sed -n '/^| target/,$p;/photos at/p' "$OUT/targets.log" | tee -a "$OUT/summary.txt"; else tail -5 "$OUT/targets.log" | tee -a "$OUT/summary.txt"; fi
+
+# 3. The video targets (issue 24) in one table (about a minute: four rows on 3 s of the clip, each after a warm-up,
+#    then the live view's fps).
+timeout 120 $PY benchmarks/gpu_video.py "${video[@]}" --json "$OUT/video.json" > "$OUT/video.log" 2>&1
+status=$?
+summary "video (exit $status):"
+if [ $status -eq 0 ]; then sed -n '/dct_input.mp4, first/,$p' "$OUT/video.log" | tee -a "$OUT/summary.txt"; else tail -5 "$OUT/video.log" | tee -a "$OUT/summary.txt"; fi

@@ -84,6 +84,49 @@ def test_with_the_real_engine_smoothing_off_is_the_cartoonizer_and_on_stays_clos
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 12   # the smoother's clip (MAX_CHANGE)
 
 
+def test_on_the_device_smoothing_off_is_the_cartoonizer_and_on_stays_close_to_the_cpu_smoothers(models_dir):
+    """The device path (the frame kept on the cartoonizer's device, DeviceTemporalSmoother), forced on the CPU."""
+    from cartoonkit.pipeline import Cartoonizer
+
+    cartoonizer = Cartoonizer.from_pretrained("whitebox", device="cpu", precision="float32")
+    y, x = np.mgrid[0:180, 0:240]
+    frames = [np.stack([(x + 3 * i) % 256, (y + 2 * i) % 256, np.full_like(x, 128)], -1).astype(np.uint8)
+              for i in range(3)]
+    plain = live.LiveCartoonizer(cartoonizer, CartoonConfig(), resolution=256, adaptive=False, temporal=0.0,
+                                 on_device=True)
+    smooth = live.LiveCartoonizer(cartoonizer, CartoonConfig(), resolution=256, adaptive=False, temporal=0.8,
+                                  on_device=True)
+    on_host = live.LiveCartoonizer(cartoonizer, CartoonConfig(), resolution=256, adaptive=False, temporal=0.8)
+    assert smooth.on_device and not on_host.on_device  # a CPU cartoonizer keeps the host path by default
+    for frame in frames:
+        a, b, c = plain.process_queued([frame]), smooth.process_queued([frame]), on_host.process_queued([frame])
+        np.testing.assert_array_equal(a, cartoonizer(frame, CartoonConfig(resolution=256), output="numpy"))
+        assert isinstance(b, np.ndarray) and a.shape == b.shape == (192, 256, 3)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 12   # the smoother's clip (MAX_CHANGE)
+        assert np.abs(b.astype(int) - c.astype(int)).mean() < 2.0  # another flow than the CPU's: close
+    assert smooth.snapshot().cuts == 0
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_frame_stays_on_the_device_and_agrees_with_the_cpu(models_dir):
+    from cartoonkit.pipeline import Cartoonizer
+
+    on_cuda = Cartoonizer.from_pretrained("whitebox", device="cuda")  # float16
+    on_cpu = Cartoonizer.from_pretrained("whitebox", device="cpu", precision="float32")
+    y, x = np.mgrid[0:180, 0:240]
+    frames = [np.stack([(x + 3 * i) % 256, (y + 2 * i) % 256, np.full_like(x, 128)], -1).astype(np.uint8)
+              for i in range(3)]
+    viewer = live.LiveCartoonizer(on_cuda, CartoonConfig(), resolution=256, adaptive=False, temporal=0.8)
+    reference = live.LiveCartoonizer(on_cpu, CartoonConfig(), resolution=256, adaptive=False, temporal=0.8,
+                                     on_device=True)
+    assert viewer.on_device
+    for frame in frames:
+        ours, theirs = viewer.process_queued([frame]), reference.process_queued([frame])
+        assert isinstance(ours, np.ndarray) and ours.shape == theirs.shape == (192, 256, 3)
+        # float16 against float32 (a few levels, issue 22); never run on a GPU yet: a first guess.
+        assert np.abs(ours.astype(int) - theirs.astype(int)).mean() < 2.0
+
+
 @pytest.mark.parametrize("value,expected", [("[]", []), ('[{"urls": ["stun:example.org"]}]',
                                                           [{"urls": ["stun:example.org"]}]),
                                              ("not json", []), ('{"urls": 1}', [])])

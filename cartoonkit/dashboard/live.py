@@ -5,6 +5,10 @@ queued up since its last call, cartoonizes only the newest (the others are count
 now, not a backlog), smooths it with the video work's :class:`~cartoonkit.video.temporal.TemporalSmoother`, and
 keeps the resolution where the engine keeps up: a frame slower than the budget steps the resolution down the
 :data:`LADDER`, a fast run of frames steps it back up.
+
+On a CUDA cartoonizer the frame goes to the device once and stays there through the network and the smoothing
+(:class:`~cartoonkit.video.device_temporal.DeviceTemporalSmoother`), and only the result comes back: on a GPU the
+CPU's optical flow would cost more than the network.
 """
 
 from __future__ import annotations
@@ -43,19 +47,27 @@ class LiveStats:
 class LiveCartoonizer:
     """One viewer's stream. ``cartoonizer``: a warm :class:`~cartoonkit.pipeline.Cartoonizer`; ``config``: the
     sidebar's settings (its resolution is replaced by the live one); ``budget_s``: the time per frame to keep up
-    with (``1 / fps wanted``); ``lock``: held around each frame (the dashboard's model lock, shared by sessions)."""
+    with (``1 / fps wanted``); ``lock``: held around each frame (the dashboard's model lock, shared by sessions);
+    ``on_device``: keep each frame on the cartoonizer's device and smooth it there (default: on CUDA)."""
 
     def __init__(self, cartoonizer, config, *, resolution: int = 320, adaptive: bool = True,
                  temporal: float = VideoOptions.temporal, budget_s: float = 1 / 8, lock=None,
-                 max_resolution: int = LADDER[-1]):
-        from ..video.temporal import TemporalSmoother
+                 max_resolution: int = LADDER[-1], on_device: bool | None = None):
+        if on_device is None:
+            device = getattr(cartoonizer, "device", None)
+            on_device = device is not None and device.type == "cuda"
+        self.on_device = on_device
+        if on_device:
+            from ..video.device_temporal import DeviceTemporalSmoother as Smoother
+        else:
+            from ..video.temporal import TemporalSmoother as Smoother
 
         self.cartoonizer, self.config = cartoonizer, config
         self.resolution = min(LADDER, key=lambda r: abs(r - resolution))
         self.adaptive, self.budget_s = adaptive, budget_s
         self.max_resolution = max_resolution
         self.lock = lock if lock is not None else threading.Lock()
-        self._smoother_factory = lambda: TemporalSmoother(temporal)
+        self._smoother_factory = lambda: Smoother(temporal)
         self._smoother = self._smoother_factory()
         self._shape: tuple[int, ...] | None = None
         self._times: deque[float] = deque(maxlen=ADAPT_EVERY)
@@ -89,6 +101,8 @@ class LiveCartoonizer:
 
     def frame(self, rgb: np.ndarray) -> np.ndarray:
         """One frame at the current resolution, smoothed against the previous one."""
+        if self.on_device:
+            return self._frame_on_device(rgb)
         import cv2
 
         with self.lock:
@@ -97,6 +111,22 @@ class LiveCartoonizer:
         if cartoon.shape != self._shape:   # a new resolution or camera size: the smoother starts again
             self._shape, self._smoother = cartoon.shape, self._smoother_factory()
         return self._smoother(photo, cartoon).frame
+
+    def _frame_on_device(self, rgb: np.ndarray) -> np.ndarray:
+        """:meth:`frame` with one copy to the device and one back: the network, the input at the cartoon's size and
+        the smoothing all run on the device (on CUDA they are queued, and the copy back waits for them)."""
+        import torch
+
+        from ..transforms import resize_to
+
+        pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.cartoonizer.device).permute(2, 0, 1)
+        with self.lock:
+            cartoon = self.cartoonizer(pixels, replace(self.config, resolution=self.resolution), output="tensor")
+        photo = resize_to(pixels, tuple(cartoon.shape[-2:]))
+        if cartoon.shape != self._shape:   # a new resolution or camera size: the smoother starts again
+            self._shape, self._smoother = cartoon.shape, self._smoother_factory()
+        smoothed = self._smoother(photo[None], cartoon[None])[0]
+        return smoothed.permute(1, 2, 0).cpu().numpy()
 
     def _adapt(self) -> None:
         self._since_decision += 1

@@ -94,7 +94,10 @@ def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: Car
 
             # One tracker per clip, in frame order (the chain detects the photos of a batch in order).
             cartoonizer = cartoonizer.with_face_detector(FaceTracker(cartoonizer.face_detector, float(info.fps)))
-        run = _Run(src, dst, info, config, cartoonizer, options, on_frame)
+        from .device_run import DeviceRun, chosen
+
+        run_class = DeviceRun if chosen(cartoonizer.device) else _Run  # CUDA: the clip batched on the device
+        run = run_class(src, dst, info, config, cartoonizer, options, on_frame)
         run.go(container, progress, should_stop)
     finally:
         container.close()
