@@ -141,7 +141,8 @@ def network_alone(ck, mix: dict[tuple[int, int], int], batch: int) -> dict:
     total, per_shape = 0.0, {}
     for (height, width), count in mix.items():
         images = torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8, device=ck.device)
-        seconds = median_seconds(lambda: ck.engine(images), repeats=5, device=ck.device, warmup=2) / batch
+        seconds = median_seconds(lambda images=images: ck.engine(images), repeats=5, device=ck.device,
+                                 warmup=2) / batch
         per_shape[f"{height}x{width}"] = {"photos": count, "ms_per_image": round(seconds * 1000, 3)}
         total += seconds * count
     return {"images_per_s": round(sum(mix.values()) / total, 1), "shapes": per_shape}

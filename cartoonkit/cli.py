@@ -165,10 +165,6 @@ def cmd_video(args: argparse.Namespace) -> int:
     dst = Path(args.output)
     if dst.exists() and not args.overwrite:
         raise ConfigError(f"{dst} exists; pass --overwrite to replace it")
-    from .pipeline import Cartoonizer
-
-    cartoonizer = Cartoonizer.from_pretrained(args.model, engine_options=engine_options_from_args(args),
-                                              head_model=args.head_model)
     bar = tqdm(desc="cartoonizing", unit="frame", disable=args.quiet, file=sys.stderr)
 
     def progress(done: int, total: int | None) -> None:
@@ -177,8 +173,11 @@ def cmd_video(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        summary = cartoonize_video(args.input, dst, config_from_args(args), run_options=video_options,
-                                   cartoonizer=cartoonizer, progress=progress)
+        # The clip loads the model itself, after reading its header: on a CPU a long clip makes `auto` int8
+        # (cartoonkit.video.clip_precision).
+        summary = cartoonize_video(args.input, dst, config_from_args(args), engine_options_from_args(args),
+                                   video_options, model=args.model, head_model=args.head_model,
+                                   progress=progress)
     finally:
         bar.close()
     print(summary.describe())

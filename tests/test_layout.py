@@ -61,9 +61,10 @@ def test_encoding_in_memory_files_gives_bytesio_bytes(fmt, monkeypatch):
     rgb = torch.randint(0, 256, (3, 40, 30), dtype=torch.uint8)
     alpha = torch.randint(0, 256, (1, 40, 30), dtype=torch.uint8)
     small = rgb[:, :5, :5].contiguous()
-    through_files = [imageencode.encode_image(x, a, format=fmt) for x, a in ((rgb, alpha), (small, None), (rgb, None))]
+    images = ((rgb, alpha), (small, None), (rgb, None))
+    through_files = [imageencode.encode_image(x, a, format=fmt) for x, a in images]
     monkeypatch.setattr(imageencode, "_memory_file", lambda: None)  # the plain BytesIO path
-    through_bytesio = [imageencode.encode_image(x, a, format=fmt) for x, a in ((rgb, alpha), (small, None), (rgb, None))]
+    through_bytesio = [imageencode.encode_image(x, a, format=fmt) for x, a in images]
     assert through_files == through_bytesio  # a shorter image after a longer one leaves no stale tail
     assert Image.open(io.BytesIO(through_files[1])).size == (5, 5)
 

@@ -82,8 +82,8 @@ def test_compiled_cuda_engines_keep_inductors_cache_across_processes(tmp_path):
     expected = str(tmp_path / "inductor")
     assert runs[0][:2] == [expected, expected] and runs[1][:2] == [expected, expected]
     assert int(runs[0][2]) == 0 and int(runs[1][2]) >= 1
-    explicit = subprocess.run([sys.executable, "-c", INDUCTOR_PROBE, "settings-only"], capture_output=True, text=True, timeout=300,
-                              env={**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")})
+    explicit = subprocess.run([sys.executable, "-c", INDUCTOR_PROBE, "settings-only"], capture_output=True,
+                              text=True, timeout=300, env={**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "mine")})
     assert explicit.returncode == 0 and explicit.stdout.split()[0] == str(tmp_path / "mine")
 
 

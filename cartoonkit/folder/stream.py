@@ -43,15 +43,15 @@ from typing import Any
 
 import torch
 
+from .. import gpu_codecs
 from ..config import CartoonConfig
 from ..errors import InvalidImageError, OutputError
 from ..fileio import commit, staged
 from ..formats import ImageLimits
 from ..imageencode import encode_image
 from ..imageio import DecodedImage, read_image
-from ..pipeline import FACE_STAGES, CartoonResult, Cartoonizer, NetworkInput
+from ..pipeline import FACE_STAGES, Cartoonizer, CartoonResult, NetworkInput
 from ..timing import host_time_only
-from .. import gpu_codecs
 from . import storage
 from .plan import Task
 from .reasons import is_fatal, strip_name, unexpected

@@ -85,9 +85,16 @@ def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: Car
     try:
         info = probe(container, src, options.limits)
         check_section(info, options.start, options.end, options.limits)
+        precision_note = None
         if cartoonizer is None:
+            from ..engine import resolve_device
             from ..pipeline import Cartoonizer
+            from .clip_precision import clip_engine_options
 
+            engine_options, precision_note = clip_engine_options(
+                engine_options, resolve_device(engine_options.device).type,
+                expected_frames(info, options.start, options.end), info.height, info.width,
+                config.network_long_side)
             cartoonizer = Cartoonizer.from_pretrained(model, engine_options=engine_options, head_model=head_model)
         if config.mode == "compound" and config.style_weight > 0 and options.temporal > 0:
             from .faces import FaceTracker
@@ -98,6 +105,8 @@ def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: Car
 
         run_class = DeviceRun if chosen(cartoonizer.device) else _Run  # CUDA: the clip batched on the device
         run = run_class(src, dst, info, config, cartoonizer, options, on_frame)
+        if precision_note is not None:
+            run.notes.append(precision_note)
         run.go(container, progress, should_stop)
     finally:
         container.close()
