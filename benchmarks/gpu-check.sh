@@ -13,11 +13,17 @@
 # of a cold run), video.log and video.json (benchmarks/gpu_video.py: issue 24's video table, fps end to end and ms
 # per frame by stage at 1024x576, 1080p and 2160p, and the live view's fps) and summary.txt. Each step has its own
 # time limit, so one that hangs cannot take the rest with it.
+#
+# GPU_CHECK_STEPS picks the steps (default "tests targets video"): a session with 15 minutes of device time, minutes
+# of them the machine's start, runs only its issue's, e.g. GPU_CHECK_STEPS="tests video" (about 3 minutes) for
+# issue 24, and keeps time for a rerun.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench-results/gpu}
 PY=${PYTHON:-python3}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
+STEPS=" ${GPU_CHECK_STEPS:-tests targets video} "
+want() { [[ "$STEPS" == *" $1 "* ]]; }
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d .gpu-assets ]; then
@@ -46,20 +52,26 @@ $PY -m cartoonkit models install whitebox > /dev/null && $PY -m cartoonkit model
     || { summary "could not install the models (is .gpu-assets carried?)"; exit 2; }
 
 # 1. Every GPU test (about 1-2 min; on the CPU they skip).
+if want tests; then
 timeout 150 $PY -m pytest -q -p no:cacheprovider -m gpu --continue-on-collection-errors \
     tests/test_engine.py tests/test_pipeline.py tests/test_batch.py tests/test_walkthrough.py tests/test_device_flow.py \
     tests/test_device_temporal.py tests/test_video_device.py tests/test_live.py > "$OUT/gpu-tests.log" 2>&1
 summary "gpu tests (exit $?): $(tail -1 "$OUT/gpu-tests.log")"
+fi
 
 # 2. The targets in one table (about 3-4 min: 2,000 photos eager, then --compile within its own 120 s limit).
+if want targets; then
 timeout 270 $PY benchmarks/gpu_targets.py "${targets[@]}" --json "$OUT/targets.json" > "$OUT/targets.log" 2>&1
 status=$?
 summary "targets (exit $status):"
 if [ $status -eq 0 ]; then sed -n '/^| target/,$p;/photos at/p' "$OUT/targets.log" | tee -a "$OUT/summary.txt"; else tail -5 "$OUT/targets.log" | tee -a "$OUT/summary.txt"; fi
+fi
 
 # 3. The video targets (issue 24) in one table (about a minute: four rows on 3 s of the clip, each after a warm-up,
 #    then the live view's fps).
+if want video; then
 timeout 120 $PY benchmarks/gpu_video.py "${video[@]}" --json "$OUT/video.json" > "$OUT/video.log" 2>&1
 status=$?
 summary "video (exit $status):"
 if [ $status -eq 0 ]; then sed -n '/dct_input.mp4, first/,$p' "$OUT/video.log" | tee -a "$OUT/summary.txt"; else tail -5 "$OUT/video.log" | tee -a "$OUT/summary.txt"; fi
+fi

@@ -5,6 +5,7 @@ clips it was not tuned on (issue 24)".
     .venv/bin/python benchmarks/video_generalise.py measure [--set tuning|held-out|all] [--strength 0.8]
                                                             [--json benchmarks/video-generalise-epyc.json]
     .venv/bin/python benchmarks/video_generalise.py measure --flow-scale 0.5   # the smoother before issue 24
+    .venv/bin/python benchmarks/video_generalise.py measure --smoother device [--device-flow-finest 0]  # the GPU path's
 
 The clips are MADE here (fixed seeds, no download; x264 is not bit-exact here, see ``write_clip``), from
 ../shared/videos/dct_input.mp4 and ../shared/images; none is committed. They are written as H.264 files into
@@ -335,19 +336,43 @@ def cartoons_for(clip: Clip, folder: Path, ck, style_weight: float) -> tuple[lis
     return photos, cartoons, fps
 
 
+def device_smoothed(photos: list[np.ndarray], cartoons: list[np.ndarray], strength: float,
+                    batch: int = 8) -> tuple[list[np.ndarray], float, int]:
+    """The GPU path's smoother (``DeviceTemporalSmoother``, here on the CPU device) over a clip in batches of
+    ``batch`` frames, as the device run feeds it: the smoothed frames, the seconds it took, its cuts."""
+    import torch
+
+    from cartoonkit.video.device_temporal import DeviceTemporalSmoother
+
+    smoother = DeviceTemporalSmoother(strength)
+    written, began = [], time.perf_counter()
+    for start in range(0, len(photos), batch):
+        as_batch = [torch.from_numpy(np.stack(frames[start:start + batch])).permute(0, 3, 1, 2).contiguous()
+                    for frames in (photos, cartoons)]
+        written.extend(np.ascontiguousarray(frame.permute(1, 2, 0).numpy()) for frame in smoother(*as_batch))
+    return written, time.perf_counter() - began, smoother.cuts
+
+
 def measure_clip(photos: list[np.ndarray], cartoons: list[np.ndarray], strength: float,
-                 metric_moves: list | None = None) -> dict:
-    """Replay the smoother over a clip and measure it exactly as ``cartoonize_video(measure=True)`` does."""
+                 metric_moves: list | None = None, smoother_kind: str = "cpu") -> dict:
+    """Replay the smoother over a clip and measure it exactly as ``cartoonize_video(measure=True)`` does.
+    ``smoother_kind``: ``cpu`` (``TemporalSmoother``) or ``device`` (the GPU path's, run on the CPU)."""
     from cartoonkit.video import TemporalSmoother
     from cartoonkit.video.flow import METRIC_PRESET, gray, motion, psnr, warping_error
 
     smoother = TemporalSmoother(strength)
+    device_frames, seconds, device_cuts = None, 0.0, 0
+    if smoother_kind == "device" and strength > 0:
+        device_frames, seconds, device_cuts = device_smoothed(photos, cartoons, strength)
     errors = {"input": [], "frame_by_frame": [], "smoothed": []}
-    psnrs, previous, seconds = [], None, 0.0
+    psnrs, previous = [], None
     for i, (photo, cartoon) in enumerate(zip(photos, cartoons, strict=True)):
         began = time.perf_counter()
-        written = smoother(photo, cartoon).frame if strength > 0 else cartoon
-        seconds += time.perf_counter() - began
+        if device_frames is not None:
+            written = device_frames[i]
+        else:
+            written = smoother(photo, cartoon).frame if strength > 0 else cartoon
+            seconds += time.perf_counter() - began
         if previous is not None:
             move = metric_moves[i - 1] if metric_moves is not None else motion(gray(previous[0]), gray(photo),
                                                                                 preset=METRIC_PRESET)
@@ -359,7 +384,7 @@ def measure_clip(photos: list[np.ndarray], cartoons: list[np.ndarray], strength:
     means = {k: float(np.nanmean(v)) for k, v in errors.items()}
     return {"frames": len(photos), "warping_error": means,
             "x_input": {k: means[k] / means["input"] for k in ("frame_by_frame", "smoothed")},
-            "psnr_db": float(np.mean(psnrs)), "cuts": smoother.cuts,
+            "psnr_db": float(np.mean(psnrs)), "cuts": device_cuts if device_frames is not None else smoother.cuts,
             "smoothing_ms_per_frame": 1000 * seconds / len(photos)}
 
 
@@ -373,7 +398,7 @@ def measure(args) -> dict:
         if args.set != "all" and clip.set != args.set:
             continue
         photos, cartoons, fps = cartoons_for(clip, folder, ck, args.style_weight)
-        row = measure_clip(photos, cartoons, args.strength)
+        row = measure_clip(photos, cartoons, args.strength, smoother_kind=args.smoother)
         row.update(set=clip.set, kind=clip.kind, resolution=clip.resolution, fps=fps, input_digest=_digest(photos),
                    size=f"{cartoons[0].shape[1]}x{cartoons[0].shape[0]}")
         rows[clip.name] = row
@@ -387,10 +412,11 @@ def measure(args) -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = None
     import cartoonkit
-    from cartoonkit.video import temporal
+    from cartoonkit.video import device_temporal, temporal
 
     return {"strength": args.strength, "style_weight": args.style_weight, "precision": ck.engine.precision,
-            "flow_scale": temporal.FLOW_SCALE,
+            "smoother": args.smoother, "flow_scale": temporal.FLOW_SCALE,
+            "device_flow_finest": device_temporal.FLOW_FINEST if args.smoother == "device" else None,
             "cartoonkit": str(Path(cartoonkit.__file__).parent), "commit": commit, "clips": rows}
 
 
@@ -406,7 +432,15 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--flow-scale", type=float, default=None,
                         help="override the smoother's FLOW_SCALE: 0.5 replays the smoother before issue 24")
+    parser.add_argument("--smoother", choices=["cpu", "device"], default="cpu",
+                        help="device: the GPU path's DeviceTemporalSmoother (run here on the CPU), in batches of 8")
+    parser.add_argument("--device-flow-finest", type=int, default=None,
+                        help="override device_temporal.FLOW_FINEST (0 = the flow at full size, 1 = half size)")
     args = parser.parse_args()
+    if args.device_flow_finest is not None:
+        from cartoonkit.video import device_temporal
+
+        device_temporal.FLOW_FINEST = args.device_flow_finest
     if args.flow_scale is not None:
         from cartoonkit.video import temporal
 

@@ -37,3 +37,16 @@ def test_gpu_check_runs_its_plumbing_on_the_cpu(tmp_path, models_dir):
                                                       "1920x1080, smoothing on", "3840x2160, smoothing on"]
     assert all(row["frames"] == 5 and row["fps"] > 0 for row in video["rows"])  # 0.2 s of the 25 fps clip
     assert video["live_fps"]["256"] > 0 and "| 3840x2160, smoothing on" in summary
+
+
+def test_gpu_check_runs_only_the_steps_asked_for(tmp_path, models_dir):
+    """GPU_CHECK_STEPS: a session runs its own issue's step and keeps device time for a rerun."""
+    env = {**os.environ, "GPU_CHECK_DEVICE": "cpu", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "CARTOONKIT_CACHE": str(tmp_path / "cache"), "GPU_CHECK_STEPS": "video"}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu-check.sh")], capture_output=True, text=True,
+                          env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["gpu.txt", "summary.txt", "video.json", "video.log"]
+    summary = (out / "summary.txt").read_text()
+    assert "video (exit 0)" in summary and "targets" not in summary and "gpu tests" not in summary

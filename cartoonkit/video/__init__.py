@@ -31,7 +31,7 @@ from .probe import (
 )
 from .report import Flicker, VideoSummary
 
-_LAZY = {"cartoonize_video": "pipeline", "expected_frames": "pipeline", "TemporalSmoother": "temporal",
+_LAZY = {"cartoonize_video": "pipeline", "expected_frames": "probe", "TemporalSmoother": "temporal",
          "DEFAULT_STRENGTH": "temporal"}
 
 

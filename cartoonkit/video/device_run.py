@@ -42,6 +42,7 @@ from .decode import Frame, decode_frames
 from .device_temporal import DeviceTemporalSmoother
 from .encode import VideoWriter
 from .flow import METRIC_PRESET, gray, motion, psnr, warping_error
+from .probe import expected_frames
 from .report import Flicker
 
 FORCE_ENV = "CARTOONKIT_VIDEO_DEVICE_RUN"
@@ -155,8 +156,6 @@ class DeviceRun:
     # ------------------------------------------------------------------ the calling thread: the engine
 
     def go(self, container, progress, should_stop) -> None:
-        from .pipeline import expected_frames
-
         total = expected_frames(self.info, self.options.start, self.options.end)
         decoder = threading.Thread(target=self._decode, args=(container,), name="cartoonkit-video-decode",
                                    daemon=True)

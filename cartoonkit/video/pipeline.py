@@ -4,12 +4,13 @@ so a long clip costs the memory of a few frames.
 ::
 
     decoder thread     demux + decode, rotate, cut        -> queue (a few frames)
-    calling thread     Cartoonizer.process_many, in batches of frames of the clip's one shape
-                       (on CUDA the frames go to the GPU once and batch there)   -> queue (a few frames)
+    calling thread     Cartoonizer.process_many, in batches of frames of the clip's one shape -> queue (a few frames)
     writer thread      temporal smoothing, the warping error if asked, encode + mux (audio copied alongside)
 
 Every frame goes through the photo chain (:meth:`~cartoonkit.pipeline.Cartoonizer.process_many`) with the
-clip's :class:`~cartoonkit.config.CartoonConfig`, so a frame's cartoon is the photo cartoon of that frame.
+clip's :class:`~cartoonkit.config.CartoonConfig`, so a frame's cartoon is the photo cartoon of that frame. On CUDA
+:func:`cartoonize_video` takes :class:`~cartoonkit.video.device_run.DeviceRun` instead (the clip batched on the
+device, the smoothing there too).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..settings import apply_changes
 from .decode import Frame, decode_frames
 from .encode import VideoWriter, container_format
 from .flow import METRIC_PRESET, gray, motion, psnr, warping_error
-from .probe import check_section, open_input, probe
+from .probe import check_section, expected_frames, open_input, probe
 from .report import Flicker, VideoSummary
 from .temporal import TemporalSmoother
 
@@ -114,18 +115,6 @@ def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: Car
                         height=run.size[1], clip_fps=float(info.fps), seconds=time.perf_counter() - started,
                         stages=run.stages, temporal=options.temporal, cuts=run.smoother.cuts, notes=run.notes,
                         flicker=run.flicker, stopped=run.stopped)
-
-
-def expected_frames(info, start: float, end: float | None) -> int | None:
-    """How many frames the section holds, from the header (for a progress bar; the decoder counts the truth)."""
-    if start == 0 and end is None and info.frames:
-        return info.frames
-    stop = end if end is not None else info.duration
-    if stop is None:
-        return None
-    if info.duration is not None:
-        stop = min(stop, info.duration)
-    return max(1, round((stop - start) * float(info.fps)))
 
 
 class _Run:

@@ -128,3 +128,15 @@ def check_section(info: VideoInfo, start: float, end: float | None, limits: Vide
         if estimated > limits.max_frames:
             raise InvalidVideoError(f"{info.path}: about {estimated} frames to process, over the limit of "
                                     f"{limits.max_frames} (cut a section with --start/--end)")
+
+
+def expected_frames(info, start: float, end: float | None) -> int | None:
+    """How many frames the section holds, from the header (for a progress bar; the decoder counts the truth)."""
+    if start == 0 and end is None and info.frames:
+        return info.frames
+    stop = end if end is not None else info.duration
+    if stop is None:
+        return None
+    if info.duration is not None:
+        stop = min(stop, info.duration)
+    return max(1, round((stop - start) * float(info.fps)))
