@@ -5,8 +5,10 @@
 #
 # The network alone at 1024 px, batch 1 and 16: float16 channels-last eager (the default), the same with the 7x7
 # edge convolutions widened to 8 channels (--pad-edge-channels, step 1), each compiled, and CUDA graphs; PSNR
-# against float32 in every row (>= 44 dB for the default is the bar). The header gives GFLOP per image, so
-# TFLOP/s = GFLOP / ms. Not yet in it: the machine's measured matmul peak and copy bandwidth (issue 23).
+# against float32 in every row (>= 44 dB for the default is the bar). Each model row has its achieved TFLOP/s and its
+# share of the peak of its precision, measured in the same run (the "measured peak" line: float16/bfloat16/float32
+# matmul and copy bandwidth; cartoonkit/bench/peak.py). Where torch_tensorrt is installed, a second table (its own
+# run and limit) puts the TensorRT peer beside the default; elsewhere one line says how to install it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench-results/gpu-network}
@@ -19,4 +21,11 @@ fi
 $PY -m cartoonkit models install whitebox > /dev/null || { echo "could not install the model"; exit 2; }
 timeout 300 $PY -m cartoonkit bench --device "${GPU_CHECK_DEVICE:-cuda}" --resolutions 1024 --batch-sizes 1 16 \
     --variants channels_last-reduced padded-reduced compiled-reduced compiled-padded-reduced cuda-graphs-reduced \
-    --repeats 5 --json "$OUT/network.json" 2>&1 | tee "$OUT/network.log" | grep -E "^\||^machine"
+    --repeats 5 --json "$OUT/network.json" 2>&1 | tee "$OUT/network.log" | grep -E "^\||^machine|^measured peak"
+if $PY -c "import torch_tensorrt" 2>/dev/null; then
+    timeout 240 $PY -m cartoonkit bench --device "${GPU_CHECK_DEVICE:-cuda}" --resolutions 1024 --batch-sizes 1 16 \
+        --model-only --variants channels_last-reduced --peers tensorrt --repeats 5 --json "$OUT/tensorrt.json" 2>&1 \
+        | tee "$OUT/tensorrt.log" | grep -E "^\||^machine|^measured peak|^skipping"
+else
+    echo "skipping the TensorRT peer: torch_tensorrt is not installed here; pip install 'cartoonkit[tensorrt]'"
+fi

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, settings
-from .bench.variants import DEFAULT_VARIANTS, VARIANTS
+from .bench.variants import DEFAULT_VARIANTS, PEERS, VARIANTS
 from .config import DEFAULT_MODEL, CartoonConfig
 from .errors import CartoonkitError, ConfigError
 from .formats import READ_FORMAT_NAMES
@@ -238,8 +238,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_benchmarks(resolutions=args.resolutions, repeats=args.repeats, device=args.device,
                    model=args.model, output=Path(args.json) if args.json else None, images=args.images,
                    variants=args.variants, batch_sizes=args.batch_sizes, end_to_end=not args.model_only,
-                   peers=args.peers, end_to_end_count=args.count,
-                   compound=_compound_photos() if args.compound else None)
+                   peers=False if args.peers is None else args.peers, end_to_end_count=args.count,
+                   compound=_compound_photos() if args.compound else None, peak=not args.no_peak)
     return EXIT_OK
 
 
@@ -457,9 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"engine configurations to compare (default: {' '.join(DEFAULT_VARIANTS)})")
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="model rows per batch size")
     bench.add_argument("--model-only", action="store_true", help="skip the end-to-end rows")
-    bench.add_argument("--peers", action="store_true",
-                       help="add the peers: naive PIL + float32 eager pipeline, ONNX Runtime fp32 and int8, OpenVINO "
-                            "fp32, bf16 and int8 (NNCF), TFLite (224 only); each needs its extra (bench, openvino)")
+    bench.add_argument("--peers", nargs="*", default=None, choices=list(PEERS), metavar="PEER",
+                       help="add the peers, all of them or those named: onnxruntime (fp32 and int8), openvino (fp32, "
+                            "bf16, int8 through NNCF), tflite (224 only), naive (PIL + float32 eager, end to end), "
+                            "tensorrt (float16, CUDA only); each needs its extra (bench, openvino, tensorrt)")
+    bench.add_argument("--no-peak", action="store_true",
+                       help="skip measuring the device's matmul peak and copy bandwidth (by default measured after "
+                            "the rows, about a second, for each model row's share of the peak)")
     bench.add_argument("--compound", action="store_true",
                        help="add compound-mode rows: a 1-face and a 4-face photo, with the share of each stage")
     bench.add_argument("--count", type=int, default=None,

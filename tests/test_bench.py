@@ -45,6 +45,14 @@ def test_run_benchmarks_writes_rows_and_json(models_dir, shared_images, tmp_path
     eager = next(r for r in saved["rows"] if r["variant"] == "eager-fp32" and r["name"] == "model")
     assert eager["psnr_vs_fp32"] == float("inf")  # the reference against itself
     assert saved["gflop_per_image"] == {"256": 16.3}
+    peak = saved["peak"]  # measured after the rows, on the same device (issue 23)
+    assert peak["device"] == "cpu" and peak["matmul_tflops"]["float32"] > 0 and peak["copy_gb_per_s"] > 0
+    for row in saved["rows"]:
+        model = row["name"] == "model"
+        assert (row["achieved_tflops"] is not None) == model
+        rate = peak["matmul_tflops"].get(row["precision"])
+        if model and rate:
+            assert row["share_of_peak"] == pytest.approx(row["achieved_tflops"] / rate)
     assert "| eager-fp32 | model | 256 |" in format_table(saved)
     assert BenchResult.from_json(saved).to_json() == saved  # what it wrote is what the schema reads
 

@@ -5,9 +5,11 @@
   ``CompoundRow``), read leniently from JSON, and ``format_table``;
 - :mod:`~cartoonkit.bench.run`: the measurements (``run_benchmarks``, ``model_grid``, ``bench_*``);
 - :mod:`~cartoonkit.bench.memory`: ``PeakMemory``; :mod:`~cartoonkit.bench.images`: ``square_photo``, ``psnr``;
+- :mod:`~cartoonkit.bench.peak`: ``measure_peak``, the device's matmul rate per precision and copy bandwidth, measured
+  in the run, against which each model row's achieved TFLOP/s is a share;
 - :mod:`~cartoonkit.bench.peers`: the peers, other ways to run the network (the naive PIL + eager pipeline,
-  ONNX Runtime, OpenVINO, TFLite) behind one ``run``.
+  ONNX Runtime, OpenVINO, TFLite, TensorRT on CUDA) behind one ``run``.
 
 Import names from their module. This package, ``variants`` and ``results`` import no torch (``cartoonkit
---help`` lists the variants, the dashboard reads results); ``run``, ``memory``, ``images`` and ``peers`` do.
+--help`` lists the variants, the dashboard reads results); ``run``, ``memory``, ``images``, ``peak`` and ``peers`` do.
 """

@@ -16,10 +16,13 @@ engines, not their preprocessing.
   (``INFERENCE_PRECISION_HINT``) or int8 (NNCF post-training quantization, same calibration photos).
 * :class:`TFLiteRunner`: the TFLite interpreter on the shipped ``.tflite`` file (fixed 1x224x224x3),
   the mobile reference.
+* :class:`TensorRTRunner` (CUDA only): torch-tensorrt's dynamo frontend on the network, the generator in float16
+  and the guided-filter head in float32 as cartoonkit runs them; the peer to beat on a GPU. Its
+  :meth:`~TensorRTRunner.forward` takes a tensor already on the GPU, so its rows time the network, not host copies.
 
-``onnxruntime``, ``openvino``/``nncf`` and ``ai_edge_litert`` are imported when a runner is created; when
-missing, a :class:`~cartoonkit.errors.MissingDependencyError` names the extra that installs them (``bench``,
-``openvino``).
+``onnxruntime``, ``openvino``/``nncf``, ``ai_edge_litert`` and ``torch_tensorrt`` are imported when a runner is
+created; when missing, a :class:`~cartoonkit.errors.MissingDependencyError` names the extra that installs them
+(``bench``, ``openvino``, ``tensorrt``).
 
 int8 peers and cartoonkit's int8 (:mod:`cartoonkit.quantize`) are calibrated on the same photos
 (:func:`cartoonkit.quantize.calibration_inputs`). ``float_layers`` names the convolutions kept out of int8:
@@ -31,6 +34,7 @@ by default :data:`cartoonkit.quantize.FLOAT_LAYERS` (``conv0`` and ``conv8``), a
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -42,14 +46,18 @@ import torch
 from PIL import Image
 
 from ..config import DEFAULT_MODEL
+from ..errors import ConfigError
 from ..export import BENCH_EXTRA, INPUT_NAME, OPENVINO_EXTRA, float32_cpu_copy
 from ..extras import require
 from ..network import SIZE_MULTIPLE, CartoonNetwork
 from ..quantize import FLOAT_LAYERS
 from ..transforms import output_size
 
-__all__ = ["NAIVE_CROP_MULTIPLE", "ModelRunner", "NaivePipeline", "OnnxRuntimeInt8Runner", "OnnxRuntimeRunner",
-           "OpenVinoRunner", "TFLiteRunner", "quantize_onnx_int8"]
+__all__ = ["NAIVE_CROP_MULTIPLE", "TENSORRT_EXTRA", "ModelRunner", "NaivePipeline", "OnnxRuntimeInt8Runner",
+           "OnnxRuntimeRunner", "OpenVinoRunner", "TFLiteRunner", "TensorRTRunner", "quantize_onnx_int8"]
+
+TENSORRT_EXTRA = "tensorrt"
+"""The pip extra of :class:`TensorRTRunner`: ``pip install 'cartoonkit[tensorrt]'`` (torch-tensorrt)."""
 
 NAIVE_CROP_MULTIPLE = 8
 """White-box Cartoonization's ``resize_crop`` crops height and width down to multiples of 8."""
@@ -425,3 +433,51 @@ class TFLiteRunner:
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output_index)
 
+
+
+class TensorRTRunner:
+    """torch-tensorrt on the network, float16, on a CUDA device: the GPU peer to beat.
+
+    A copy of the float32 network from the weight files has its generator cast to float16 (the guided-filter head
+    stays float32, as in cartoonkit's engine, whose ``var + eps`` cancels in float16) and is compiled with
+    ``torch_tensorrt.compile(..., ir="dynamo")``, once per input shape (static shapes, as cartoonkit's compiled
+    engines), with explicit typing where this torch-tensorrt has it (``use_explicit_typing``: TensorRT keeps the
+    module's own dtypes), else ``enabled_precisions={float16, float32}`` (older releases: TensorRT picks per layer).
+    :meth:`forward` takes a float32 BGR ``(N, 3, H, W)`` tensor on the device; :meth:`run` is the
+    :class:`ModelRunner` form, numpy in and out through the host.
+    """
+
+    name = "tensorrt-fp16"
+    layout = "NCHW"
+    precision = "float16"
+
+    def __init__(self, network: CartoonNetwork, device: str | torch.device = "cuda"):
+        self.device = torch.device(device)
+        if self.device.type != "cuda":
+            raise ConfigError(f"the TensorRT peer runs on a CUDA device, not {self.device}")
+        self.trt = require("torch_tensorrt", "The TensorRT benchmark peer", TENSORRT_EXTRA)
+        network = float32_cpu_copy(network)  # a copy: the caller's network keeps its dtype and device
+        network.generator.half()
+        self.network = network.to(self.device)
+        parameters = inspect.signature(self.trt.dynamo.compile).parameters
+        self.settings: dict = ({"use_explicit_typing": True} if "use_explicit_typing" in parameters
+                               else {"enabled_precisions": {torch.float16, torch.float32}})
+        self._compiled: dict[tuple[int, ...], object] = {}
+
+    def compiled(self, shape: tuple[int, ...]):
+        """The TensorRT module for input ``shape`` (compiled on first use)."""
+        if shape not in self._compiled:
+            example = torch.zeros(shape, device=self.device)
+            with torch.inference_mode(False), torch.no_grad():
+                self._compiled[shape] = self.trt.compile(self.network, ir="dynamo", inputs=[example], **self.settings)
+        return self._compiled[shape]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``(N, 3, H, W)`` BGR in ``[-1, 1]`` on the device -> the network output, float32, same shape."""
+        with torch.no_grad():
+            out = self.compiled(tuple(x.shape))(x)
+        return (out[0] if isinstance(out, (list, tuple)) else out).float()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """``(N, 3, H, W)`` float32 numpy -> the output, numpy (copies through the host)."""
+        return self.forward(torch.from_numpy(_check_nchw(x)).to(self.device)).cpu().numpy()

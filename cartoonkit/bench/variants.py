@@ -18,3 +18,7 @@ VARIANTS: dict[str, EngineOptions] = {
     "compiled-padded-reduced": EngineOptions(precision="auto", compile=True, pad_edge_channels=True),
 }
 DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
+
+# The peers of `cartoonkit bench --peers [NAME ...]` (bare --peers: all of them): ONNX Runtime float32 and int8,
+# OpenVINO fp32/bf16/int8, the TFLite interpreter, the naive PIL + eager pipeline end to end, TensorRT (CUDA only).
+PEERS = ("onnxruntime", "openvino", "tflite", "naive", "tensorrt")
