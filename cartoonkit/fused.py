@@ -124,9 +124,7 @@ def _upsample2x_add_kernel(low_ptr, bias_ptr, skip_ptr, out_ptr, total, channels
         i00, i01 = (plane0 + top) * width + left, (plane0 + top) * width + right
         i10, i11 = (plane0 + bottom) * width + left, (plane0 + bottom) * width + right
     dtype = out_ptr.dtype.element_ty
-    bias = 0.0
-    if BIAS:
-        bias = tl.load(bias_ptr + channel, mask=mask).to(tl.float32)
+    bias = tl.load(bias_ptr + channel, mask=mask).to(tl.float32)  # zeros when there is none (and BIAS is off)
     v00 = _activated(low_ptr, i00, bias, mask, dtype, BIAS, LEAKY, SLOPE)
     v01 = _activated(low_ptr, i01, bias, mask, dtype, BIAS, LEAKY, SLOPE)
     v10 = _activated(low_ptr, i10, bias, mask, dtype, BIAS, LEAKY, SLOPE)
@@ -197,10 +195,11 @@ def upsample2x_add(low: torch.Tensor, skip: torch.Tensor, bias: torch.Tensor | N
     out = torch.empty_like(skip, memory_format=layout)
     total = out.numel()
     if total:
+        bias_or_zeros = bias.contiguous() if bias is not None else low.new_zeros(low.shape[1])
         _upsample2x_add_kernel[(triton.cdiv(total, BLOCK),)](
-            low, bias.contiguous() if bias is not None else low, skip, out, total, low.shape[1], low.shape[2],
-            low.shape[3], CHANNELS_LAST=layout == torch.channels_last, BIAS=bias is not None, LEAKY=leaky,
-            SLOPE=LEAKY_SLOPE, BLOCK=BLOCK)
+            low, bias_or_zeros, skip, out, total, low.shape[1], low.shape[2], low.shape[3],
+            CHANNELS_LAST=layout == torch.channels_last, BIAS=bias is not None, LEAKY=leaky, SLOPE=LEAKY_SLOPE,
+            BLOCK=BLOCK)
     return out
 
 

@@ -206,3 +206,39 @@ def test_fused_network_on_cuda_keeps_44_db(models_dir, shared_images):
             fused = Engine(network, EngineOptions(device="cuda", fused_kernels=True, **extra))(batch).cpu()
             assert psnr(fused, reference) >= 44, extra
             assert psnr(fused, plain) >= psnr(plain, reference) - 1, extra
+
+
+def test_kernels_compile_for_a_gpu_without_one(monkeypatch, tmp_path):
+    """Triton compiles each kernel for Hopper (sm_90, the H100/H200) here, to PTX and through ptxas, without a GPU:
+    what the interpreter does not check (types, constexpr branches, code generation). Where the kernels round they
+    round to nearest even as eager does (LLVM may turn a widened float16 add and its rounding into a float16 add,
+    which gives the same value), never by truncation."""
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError as exc:  # another triton's layout: this check is for the one CI has
+        pytest.skip(f"triton's compiler API moved: {exc}")
+    import triton
+
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    common = {"total": "i64", "channels": "i32", "CHANNELS_LAST": "constexpr", "SLOPE": "constexpr",
+              "BLOCK": "constexpr"}
+    with fused_module(interpret=False) as fused:
+        for dtype in ("fp16", "bf16", "fp32"):
+            pointers = {name: f"*{dtype}" for name in ("bias_ptr", "out_ptr")}
+            for channels_last in (False, True):
+                constants = {"CHANNELS_LAST": channels_last, "SLOPE": LEAKY_SLOPE, "BLOCK": fused.BLOCK}
+                for leaky, residual in ((True, False), (False, True)):
+                    source = ASTSource(fused._bias_act_kernel, {
+                        **common, **pointers, "y_ptr": f"*{dtype}", "residual_ptr": f"*{dtype}", "plane": "i32",
+                        "LEAKY": "constexpr", "RESIDUAL": "constexpr"},
+                        {**constants, "LEAKY": leaky, "RESIDUAL": residual})
+                    ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
+                    assert ".rz." not in ptx  # no truncating conversion
+                for bias_leaky in (True, False):
+                    source = ASTSource(fused._upsample2x_add_kernel, {
+                        **common, **pointers, "low_ptr": f"*{dtype}", "skip_ptr": f"*{dtype}", "height": "i32",
+                        "width": "i32", "BIAS": "constexpr", "LEAKY": "constexpr"},
+                        {**constants, "BIAS": bias_leaky, "LEAKY": bias_leaky})
+                    ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
+                    assert ".rz." not in ptx  # no truncating conversion
