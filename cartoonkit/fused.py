@@ -25,6 +25,7 @@ which must be set before triton is imported), the way the tests run them; the en
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -138,6 +139,11 @@ def _upsample2x_add_kernel(low_ptr, bias_ptr, skip_ptr, out_ptr, total, channels
     tl.store(out_ptr + offsets, value.to(dtype), mask=mask)
 
 
+def _on(x: torch.Tensor):
+    """The device context to launch on: triton launches on the current CUDA device, which need not be ``x``'s."""
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+
+
 def _layout(x: torch.Tensor) -> torch.memory_format:
     """The dense layout ``x`` is in (NCHW preferred where both fit, e.g. one channel), or NCHW for anything else."""
     if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
@@ -170,10 +176,11 @@ def bias_act(y: torch.Tensor, bias: torch.Tensor, *, leaky: bool = True, residua
         raise ValueError("bias_act: out must have y's shape and layout")
     total = y.numel()
     if total:
-        _bias_act_kernel[(triton.cdiv(total, BLOCK),)](
-            y, bias.contiguous(), residual if residual is not None else y, out, total, y.shape[1],
-            y.shape[2] * y.shape[3], CHANNELS_LAST=layout == torch.channels_last, LEAKY=leaky,
-            RESIDUAL=residual is not None, SLOPE=LEAKY_SLOPE, BLOCK=BLOCK)
+        with _on(y):
+            _bias_act_kernel[(triton.cdiv(total, BLOCK),)](
+                y, bias.contiguous(), residual if residual is not None else y, out, total, y.shape[1],
+                y.shape[2] * y.shape[3], CHANNELS_LAST=layout == torch.channels_last, LEAKY=leaky,
+                RESIDUAL=residual is not None, SLOPE=LEAKY_SLOPE, BLOCK=BLOCK)
     return out
 
 
@@ -196,10 +203,11 @@ def upsample2x_add(low: torch.Tensor, skip: torch.Tensor, bias: torch.Tensor | N
     total = out.numel()
     if total:
         bias_or_zeros = bias.contiguous() if bias is not None else low.new_zeros(low.shape[1])
-        _upsample2x_add_kernel[(triton.cdiv(total, BLOCK),)](
-            low, bias_or_zeros, skip, out, total, low.shape[1], low.shape[2], low.shape[3],
-            CHANNELS_LAST=layout == torch.channels_last, BIAS=bias is not None, LEAKY=leaky, SLOPE=LEAKY_SLOPE,
-            BLOCK=BLOCK)
+        with _on(low):
+            _upsample2x_add_kernel[(triton.cdiv(total, BLOCK),)](
+                low, bias_or_zeros, skip, out, total, low.shape[1], low.shape[2], low.shape[3],
+                CHANNELS_LAST=layout == torch.channels_last, BIAS=bias is not None, LEAKY=leaky, SLOPE=LEAKY_SLOPE,
+                BLOCK=BLOCK)
     return out
 
 
