@@ -15,6 +15,10 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
 * ``cuda_graphs`` (CUDA only, implies ``compile``): the compiled network is captured once per shape and
   replayed as a CUDA graph (``mode="reduce-overhead"``), which removes the per-kernel launch cost that
   dominates small batches on a fast GPU.
+* ``compile_mode`` (CUDA): inductor's ``max-autotune`` (or ``max-autotune-no-cudagraphs``) for compiled engines,
+  which picks among cuDNN, Triton and CUTLASS kernels per layer: minutes of compilation per shape.
+* ``fused_kernels`` (CUDA, eager): the element-wise gaps between the convolutions as hand-written Triton kernels,
+  one per gap (:mod:`cartoonkit.fused`).
 * ``bucket``: images are padded (bottom/right, cropped afterwards) up to a multiple of
   ``options.padding`` pixels (64 when compiled or on CUDA, where the short side also snaps to a small fixed
   ladder of aspect ratios, :func:`~cartoonkit.options.bucket_shape`), so photos of similar size share one shape:
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 
 import torch
 
@@ -86,6 +91,14 @@ class Engine:
 
             network = copy.deepcopy(network)  # the caller's network keeps the weight files' shapes
             pad_edge_channels(network.generator)
+        compile_mode = self._compile_mode(options)
+        if options.fused_kernels:
+            self._check_fused_kernels(options)
+            from .fused import use_fused_kernels
+
+            if not options.pad_edge_channels:
+                network = copy.deepcopy(network)  # the caller's network keeps its own forward
+            use_fused_kernels(network.generator)
         network = network.to(self.device).eval().requires_grad_(False)
         if self.dtype != torch.int8:
             network.generator.to(self.dtype)
@@ -99,16 +112,49 @@ class Engine:
             self._forward = Int8Network(network, compute_dtype=compute)
         elif options.cuda_graphs:
             network.filter_eagerly_when_compiled()
-            self._forward = torch.compile(network, dynamic=False, mode="reduce-overhead")
+            # max-autotune includes CUDA graphs; max-autotune-no-cudagraphs is refused with them (_compile_mode)
+            self._forward = torch.compile(network, dynamic=False, mode=compile_mode or "reduce-overhead")
         elif options.compile and self.device.type == "cpu":
             from .packaged import CompiledNetwork
 
             self._forward = CompiledNetwork(network)  # ahead of time, kept across processes
         elif options.compile:
             network.filter_eagerly_when_compiled()
-            self._forward = torch.compile(network, dynamic=False)
+            self._forward = torch.compile(network, dynamic=False, mode=compile_mode)
         else:
             self._forward = network
+
+    def _compile_mode(self, options: EngineOptions) -> str | None:
+        """``options.compile_mode`` for ``torch.compile`` (``None``: inductor's default), or a ConfigError where it
+        cannot apply: it needs a compiled CUDA engine (the CPU's ahead-of-time packages have their own settings)."""
+        mode = options.compile_mode
+        if mode == "default":
+            return None
+        if not (options.compile or options.cuda_graphs):
+            raise ConfigError(f"compile_mode={mode!r}: applies to compiled engines; add compile=True (--compile)")
+        if self.device.type != "cuda":
+            raise ConfigError(f"compile_mode={mode!r}: CUDA only; the engine is on {self.device}, where compiled "
+                              "engines are packaged ahead of time in inductor's default mode")
+        if options.cuda_graphs and mode == "max-autotune-no-cudagraphs":
+            raise ConfigError(f"compile_mode={mode!r} contradicts cuda_graphs=True; use max-autotune (which "
+                              "replays CUDA graphs) or drop --cuda-graphs")
+        return mode
+
+    def _check_fused_kernels(self, options: EngineOptions) -> None:
+        """``fused_kernels`` needs an eager CUDA engine and triton; on the CPU, only Triton's interpreter runs the
+        kernels (``TRITON_INTERPRET=1``, how the tests check them), so the flag is refused there otherwise."""
+        if options.compile or options.cuda_graphs or self.dtype == torch.int8:
+            raise ConfigError("fused_kernels=True: for eager engines; compiled ones (compile, cuda_graphs, int8) "
+                              "get their element-wise work fused by inductor")
+        from importlib.util import find_spec
+
+        if find_spec("triton") is None:
+            raise ConfigError("fused_kernels=True: needs triton (pip install triton; it comes with torch's CUDA "
+                              "wheels on Linux)")
+        # Not cartoonkit.fused.interpreting(): importing that module here would build its kernels uninterpreted.
+        if self.device.type != "cuda":
+            if os.environ.get("TRITON_INTERPRET", "0").strip().lower() not in ("1", "true", "yes", "on"):
+                raise ConfigError(f"fused_kernels=True: CUDA only (Triton kernels); the engine is on {self.device}")
 
     @property
     def bucket(self) -> int:

@@ -18,6 +18,9 @@ from .hardware import cpu_supports_fast_bf16, cpu_supports_fast_int8
 from .settings import Widget, setting, validate
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+COMPILE_MODES = ("default", "max-autotune", "max-autotune-no-cudagraphs")
+"""``torch.compile`` modes a compiled CUDA engine may use (:attr:`EngineOptions.compile_mode`); ``default`` is
+inductor's default (or ``reduce-overhead`` with ``cuda_graphs``)."""
 SIZE_MULTIPLE = 4
 """The generator needs sides that are multiples of 4 (two stride-2 stages); the finest bucket."""
 COMPILED_BUCKET = 64
@@ -73,6 +76,15 @@ class EngineOptions:
     pad_edge_channels: bool = setting(
         False, bool, "widen the first and last 7x7 convolutions from 3 to 8 channels with zeros, so they fit the "
                      "GPU's tensor cores (same network; not for int8 or --compile on the CPU)", fingerprint=False)
+    compile_mode: str = setting(
+        "default", str, "CUDA, with --compile or --cuda-graphs: inductor's mode. max-autotune benchmarks cuDNN, Triton "
+                        "and CUTLASS choices for every convolution and matmul and fuses more: compiling takes minutes "
+                        "per image shape (then kept in the inductor cache); it also replays CUDA graphs, "
+                        "max-autotune-no-cudagraphs does not", choices=COMPILE_MODES, fingerprint=False)
+    fused_kernels: bool = setting(
+        False, bool, "CUDA, eager only: run the element-wise work between the convolutions (bias, leaky ReLU, "
+                     "residual add, up-sampling + skip add) as hand-written Triton kernels, one per gap (needs "
+                     "triton); the same values", fingerprint=False)
     # In the fingerprint: the padding reaches the pixels near the bottom and right edges through the convolutions.
     bucket: int | None = setting(None, int, "padding multiple in pixels (None: 4, or 64 when compiled)",
                                  normalise=_check_bucket, cli=False)

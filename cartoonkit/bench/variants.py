@@ -16,6 +16,13 @@ VARIANTS: dict[str, EngineOptions] = {
     # Issue 23, step 1: the 3-channel edge convolutions widened to 8 for tensor cores (eager, then compiled on CUDA)
     "padded-reduced": EngineOptions(precision="auto", pad_edge_channels=True),
     "compiled-padded-reduced": EngineOptions(precision="auto", compile=True, pad_edge_channels=True),
+    # Step 2: the element-wise gaps as hand-written Triton kernels (eager, CUDA only), alone and with step 1; and
+    # inductor's max-autotune (minutes of compilation per shape: never in a default list)
+    "fused-reduced": EngineOptions(precision="auto", fused_kernels=True),
+    "fused-padded-reduced": EngineOptions(precision="auto", fused_kernels=True, pad_edge_channels=True),
+    "compiled-max-autotune-reduced": EngineOptions(precision="auto", compile=True,
+                                                   compile_mode="max-autotune-no-cudagraphs"),
+    "cuda-graphs-max-autotune-reduced": EngineOptions(precision="auto", cuda_graphs=True, compile_mode="max-autotune"),
 }
 DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
 
