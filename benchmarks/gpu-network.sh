@@ -5,7 +5,9 @@
 #
 # The network alone at 1024 px, batch 1 and 16: float16 channels-last eager (the default), the same with the 7x7
 # edge convolutions widened to 8 channels (--pad-edge-channels, step 1), with the element-wise gaps as Triton
-# kernels (--fused-kernels, step 2; alone and with step 1), each of the first two compiled, and CUDA graphs; PSNR
+# kernels (--fused-kernels, step 2; alone and with step 1), each of the first two compiled, and CUDA graphs, and the
+# residual blocks' convolutions in float8 E4M3 (--precision float8, step 4, eager: seconds; its compiled variant
+# compiled-float8 is left out to stay within the limit: `--variants compiled-reduced compiled-float8` alone); PSNR
 # against float32 in every row (>= 44 dB for the default is the bar). Each model row has its achieved TFLOP/s and its
 # share of the peak of its precision, measured in the same run (the "measured peak" line: float16/bfloat16/float32
 # matmul and copy bandwidth; cartoonkit/bench/peak.py). Where torch_tensorrt is installed, a second table (its own
@@ -34,7 +36,7 @@ if [ "${GPU_NETWORK_AUTOTUNE:-0}" = 1 ]; then
 fi
 timeout 360 $PY -m cartoonkit bench --device "${GPU_CHECK_DEVICE:-cuda}" --resolutions 1024 --batch-sizes 1 16 \
     --variants channels_last-reduced padded-reduced fused-reduced fused-padded-reduced compiled-reduced \
-    compiled-padded-reduced cuda-graphs-reduced \
+    compiled-padded-reduced cuda-graphs-reduced float8 \
     --repeats 5 --json "$OUT/network.json" 2>&1 | tee "$OUT/network.log" | grep -E "^\||^machine|^measured peak"
 if $PY -c "import torch_tensorrt" 2>/dev/null; then
     timeout 240 $PY -m cartoonkit bench --device "${GPU_CHECK_DEVICE:-cuda}" --resolutions 1024 --batch-sizes 1 16 \

@@ -8,7 +8,9 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
 * ``precision``: the generator runs in float16 (CUDA) or bfloat16 (CPUs with AVX-512 BF16 or
   AMX, through oneDNN); the guided-filter head always runs in float32, where its
   ``var + eps`` would otherwise cancel catastrophically. ``int8`` (x86 CPUs, opt-in, implies
-  ``compile``): int8 convolutions calibrated once, see :mod:`cartoonkit.quantize`.
+  ``compile``): int8 convolutions calibrated once, see :mod:`cartoonkit.quantize`. ``float8`` (CUDA, compute
+  capability >= 8.9, opt-in): the residual blocks' convolutions in float8 E4M3, the rest float16
+  (:mod:`cartoonkit.float8`).
 * ``channels_last``: NHWC tensors, the layout oneDNN and cuDNN convolutions are fastest in.
 * ``compile``: inductor fuses the element-wise work around the convolutions; on the CPU ahead of time, one
   package per shape kept across processes (:mod:`cartoonkit.packaged`), on CUDA with ``torch.compile``.
@@ -70,8 +72,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The ``torch.dtype`` of :func:`~cartoonkit.options.precision_name` (``int8`` -> ``torch.int8``)."""
-    return getattr(torch, precision_name(precision, device.type))
+    """The ``torch.dtype`` of :func:`~cartoonkit.options.precision_name` (``int8`` -> ``torch.int8``; ``float8`` ->
+    ``torch.float16``, the generator's dtype around its float8 convolutions)."""
+    name = precision_name(precision, device.type)
+    return torch.float16 if name == "float8" else getattr(torch, name)
 
 
 class Engine:
@@ -83,6 +87,14 @@ class Engine:
         self.dtype = resolve_precision(self.options.precision, self.device)
         if options.cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"cuda_graphs=True: needs a CUDA device, the engine is on {self.device}")
+        self.float8 = self.options.precision == "float8"
+        if self.float8:
+            from .float8 import check_float8_device
+
+            check_float8_device(self.device)
+            if options.fused_kernels:
+                raise ConfigError("precision='float8' with fused_kernels=True: the fused generator runs the residual "
+                                  "convolutions itself; use one or the other")
         if options.pad_edge_channels:
             if self.dtype == torch.int8 or (options.compile and self.device.type == "cpu"):
                 raise ConfigError("pad_edge_channels=True: for eager and CUDA engines; the CPU's compiled packages "
@@ -99,6 +111,12 @@ class Engine:
             if not options.pad_edge_channels:
                 network = copy.deepcopy(network)  # the caller's network keeps its own forward
             use_fused_kernels(network.generator)
+        if self.float8:
+            from .float8 import use_float8_blocks
+
+            if not (options.pad_edge_channels or options.fused_kernels):
+                network = copy.deepcopy(network)  # the caller's network keeps its own convolutions
+            use_float8_blocks(network.generator)  # quantized once here; kept as bytes through the casts below
         network = network.to(self.device).eval().requires_grad_(False)
         if self.dtype != torch.int8:
             network.generator.to(self.dtype)
@@ -163,8 +181,8 @@ class Engine:
 
     @property
     def precision(self) -> str:
-        """The network's precision as a name: ``float32``, ``bfloat16``, ``float16`` or ``int8``."""
-        return str(self.dtype).removeprefix("torch.")
+        """The network's precision as a name: ``float32``, ``bfloat16``, ``float16``, ``int8`` or ``float8``."""
+        return "float8" if self.float8 else str(self.dtype).removeprefix("torch.")
 
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:

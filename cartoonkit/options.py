@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .hardware import cpu_supports_fast_bf16, cpu_supports_fast_int8
 from .settings import Widget, setting, validate
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8", "float8")
 COMPILE_MODES = ("default", "max-autotune", "max-autotune-no-cudagraphs")
 """``torch.compile`` modes a compiled CUDA engine may use (:attr:`EngineOptions.compile_mode`); ``default`` is
 inductor's default (or ``reduce-overhead`` with ``cuda_graphs``)."""
@@ -63,7 +63,9 @@ class EngineOptions:
     precision: str = setting(
         "auto", str, "auto = float16 on CUDA, bfloat16 on CPUs with AVX-512 BF16/AMX, else float32; int8 = CPU "
                      "only, fastest there, calibrated once per process and compiled per shape (10-30 s each; "
-                     "about 45 dB PSNR against float32)", choices=PRECISIONS,
+                     "about 45 dB PSNR against float32); float8 = CUDA with compute capability >= 8.9 (Ada, Hopper) "
+                     "only, the residual blocks' convolutions in float8 E4M3 and the rest float16 (not yet measured "
+                     "on a GPU, so auto never picks it)", choices=PRECISIONS,
         widget=Widget("select", "Precision"))
     channels_last: bool = setting(True, bool, "NHWC tensors, the layout oneDNN and cuDNN are fastest in",
                                   cli=False, fingerprint=False)
@@ -140,7 +142,10 @@ def precision_name(precision: str, device_type: str, *, int8_ok: bool = True) ->
     x86 CPU with VNNI or AMX int8 once ``cartoonkit warmup`` has compiled it into the cache for this torch and CPU
     (and ``int8_ok``: see :meth:`EngineOptions.for_processes`),
     else bfloat16 on a CPU with fast bf16 (AVX-512 BF16/AMX), else float32. ``int8`` (x86 CPUs only): the
-    convolutions' precision; the rest runs as :class:`~cartoonkit.quantize.Int8Network` decides.
+    convolutions' precision; the rest runs as :class:`~cartoonkit.quantize.Int8Network` decides. ``float8`` (CUDA
+    only; the engine also checks compute capability >= 8.9): the residual blocks' convolutions in float8 E4M3, the
+    rest float16 (:mod:`cartoonkit.float8`); ``auto`` never picks it: it has not been measured on a GPU against the
+    44 dB bar (47-52 dB with float32 around it on the CPU, tests/test_float8.py).
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision={precision!r}: unknown, allowed {', '.join(PRECISIONS)}")
@@ -152,6 +157,9 @@ def precision_name(precision: str, device_type: str, *, int8_ok: bool = True) ->
         return "bfloat16" if cpu_supports_fast_bf16() else "float32"
     if precision == "float16" and device_type == "cpu":
         raise ConfigError("precision='float16': not supported on the CPU; use bfloat16 or float32")
+    if precision == "float8" and device_type != "cuda":
+        raise ConfigError(f"precision='float8': CUDA only (float8 tensor cores, compute capability >= 8.9: Ada, "
+                          f"Hopper); on {device_type} use auto")
     if precision == "int8":
         if device_type != "cpu":
             raise ConfigError(f"precision='int8': CPU only (oneDNN int8 kernels); on {device_type} use auto or "

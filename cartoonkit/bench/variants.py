@@ -23,6 +23,10 @@ VARIANTS: dict[str, EngineOptions] = {
     "compiled-max-autotune-reduced": EngineOptions(precision="auto", compile=True,
                                                    compile_mode="max-autotune-no-cudagraphs"),
     "cuda-graphs-max-autotune-reduced": EngineOptions(precision="auto", cuda_graphs=True, compile_mode="max-autotune"),
+    # Step 4: the residual blocks' 128-channel convolutions in float8 E4M3 (CUDA, compute capability >= 8.9), the
+    # rest float16; eager, then compiled (inductor around the _scaled_mm calls)
+    "float8": EngineOptions(precision="float8"),
+    "compiled-float8": EngineOptions(precision="float8", compile=True),
 }
 DEFAULT_VARIANTS = ("eager-fp32", "channels_last-fp32", "channels_last-reduced")
 

@@ -47,7 +47,7 @@ class Axis:
 
 def axes() -> dict[str, Axis]:
     """Every setting the grid can vary, with the values that make sense on this machine."""
-    precisions = tuple(p for p in PRECISIONS if p != "float16" or torch.cuda.is_available())
+    precisions = tuple(p for p in PRECISIONS if p not in ("float16", "float8") or torch.cuda.is_available())
     models = tuple(common.model_choices())
     return {axis.field: axis for axis in (
         Axis("style_weight", "Style weight", STYLE_WEIGHTS, (0.5, 0.75, 0.9)),
