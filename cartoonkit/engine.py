@@ -20,7 +20,7 @@ Each speed-up is a switch of :class:`EngineOptions` so the benchmark can show wh
 * ``compile_mode`` (CUDA): inductor's ``max-autotune`` (or ``max-autotune-no-cudagraphs``) for compiled engines,
   which picks among cuDNN, Triton and CUTLASS kernels per layer: minutes of compilation per shape.
 * ``fused_kernels`` (CUDA, eager): the element-wise gaps between the convolutions as hand-written Triton kernels,
-  one per gap (:mod:`cartoonkit.fused`).
+  one per gap, and the guided-filter head as two (:mod:`cartoonkit.fused`).
 * ``bucket``: images are padded (bottom/right, cropped afterwards) up to a multiple of
   ``options.padding`` pixels (64 when compiled or on CUDA, where the short side also snaps to a small fixed
   ladder of aspect ratios, :func:`~cartoonkit.options.bucket_shape`), so photos of similar size share one shape:
@@ -106,11 +106,12 @@ class Engine:
         compile_mode = self._compile_mode(options)
         if options.fused_kernels:
             self._check_fused_kernels(options)
-            from .fused import use_fused_kernels
+            from .fused import use_fused_guided_filter, use_fused_kernels
 
             if not options.pad_edge_channels:
                 network = copy.deepcopy(network)  # the caller's network keeps its own forward
             use_fused_kernels(network.generator)
+            use_fused_guided_filter(network)
         if self.float8:
             from .float8 import use_float8_blocks
 

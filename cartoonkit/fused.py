@@ -10,10 +10,14 @@ eight kernels (``cat``, add, multiply, ``stack``, per axis) and the skip add one
   the residual input after the blocks' second convolutions: one pass instead of two or three;
 * :func:`upsample2x_add`: the previous convolution's bias + leaky ReLU, TF1 legacy 2x bilinear up-sampling and
   the skip add, read from the half-size activation: one pass instead of about ten, and no full-size
-  intermediate at all.
+  intermediate at all;
+* :func:`guided_filter`: the float32 guided-filter head (about 20 eager kernels: four box means, each a pad, shifted
+  sums and a division, the ``a``/``b`` formulas, two more box means, the blend) as two: the four window means with
+  ``a`` and ``b``, then the means of ``a`` and ``b`` with the blend. The window counts are computed in the kernel.
 
 The kernels round to the tensor's dtype after every step the eager code rounds after, in the same order, so for
-float16 and float32 they give the eager network's values bit for bit (given the same convolution outputs;
+float16 and float32 they give the eager network's values bit for bit (the guided filter is tested within 1e-5 of
+eager instead, since eager's CUDA kernels may round otherwise) (given the same convolution outputs;
 ``tests/test_fused.py`` checks that under Triton's interpreter). Both memory layouts are handled: NCHW and
 channels-last, each dense (anything else is made dense first); the output has the layout of its input.
 
@@ -33,7 +37,8 @@ import triton
 import triton.language as tl
 from torch import nn
 
-from .network import LEAKY_SLOPE, UNetGenerator, same_padding
+from .network import LEAKY_SLOPE, CartoonNetwork, UNetGenerator, same_padding
+from .network import guided_filter as network_guided_filter
 
 
 def interpreting() -> bool:
@@ -139,6 +144,110 @@ def _upsample2x_add_kernel(low_ptr, bias_ptr, skip_ptr, out_ptr, total, channels
     tl.store(out_ptr + offsets, value.to(dtype), mask=mask)
 
 
+@triton.jit
+def _coordinates(offsets, channels, height, width, CHANNELS_LAST: tl.constexpr):
+    """``(n, c, y, x)`` of the flat ``offsets`` of a dense NCHW (or channels-last) tensor."""
+    if CHANNELS_LAST:
+        channel = offsets % channels
+        rest = offsets // channels
+        x = rest % width
+        rest = rest // width
+        y = rest % height
+        n = rest // height
+    else:
+        x = offsets % width
+        rest = offsets // width
+        y = rest % height
+        rest = rest // height
+        channel = rest % channels
+        n = rest // channels
+    return n, channel, y, x
+
+
+@triton.jit
+def _window_count(y, x, height, width, RADIUS: tl.constexpr):
+    """How many pixels of the ``(2r+1)^2`` window around ``(y, x)`` lie inside the image, as float32."""
+    rows = tl.minimum(y + RADIUS, height - 1) - tl.maximum(y - RADIUS, 0) + 1
+    columns = tl.minimum(x + RADIUS, width - 1) - tl.maximum(x - RADIUS, 0) + 1
+    return rows.to(tl.float32) * columns.to(tl.float32)
+
+
+@triton.jit
+def _guided_ab_kernel(guide_ptr, src_ptr, a_ptr, b_ptr, total, channels, height, width,
+                      guide_n, guide_c, guide_h, guide_w, src_n, src_c, src_h, src_w, eps,
+                      CHANNELS_LAST: tl.constexpr, RADIUS: tl.constexpr, BLOCK: tl.constexpr):
+    """The guided filter's first pass: the window means of guide, src, guide * src and guide * guide (summed row by
+    row, each row left to right, as :func:`~cartoonkit.network.box_mean` does), then ``a`` and ``b``."""
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < total
+    n, channel, y, x = _coordinates(offsets, channels, height, width, CHANNELS_LAST)
+    guide_base = n * guide_n + channel * guide_c
+    src_base = n * src_n + channel * src_c
+    sum_g = tl.full([BLOCK], 0.0, tl.float32)
+    sum_s = tl.full([BLOCK], 0.0, tl.float32)
+    sum_gs = tl.full([BLOCK], 0.0, tl.float32)
+    sum_gg = tl.full([BLOCK], 0.0, tl.float32)
+    for dy in tl.static_range(2 * RADIUS + 1):
+        row = y + (dy - RADIUS)
+        row_inside = mask & (row >= 0) & (row < height)
+        row_g = tl.full([BLOCK], 0.0, tl.float32)
+        row_s = tl.full([BLOCK], 0.0, tl.float32)
+        row_gs = tl.full([BLOCK], 0.0, tl.float32)
+        row_gg = tl.full([BLOCK], 0.0, tl.float32)
+        for dx in tl.static_range(2 * RADIUS + 1):
+            column = x + (dx - RADIUS)
+            inside = row_inside & (column >= 0) & (column < width)
+            g = tl.load(guide_ptr + guide_base + row * guide_h + column * guide_w, mask=inside, other=0.0)
+            s = tl.load(src_ptr + src_base + row * src_h + column * src_w, mask=inside, other=0.0)
+            row_g += g
+            row_s += s
+            row_gs += g * s
+            row_gg += g * g
+        sum_g += row_g
+        sum_s += row_s
+        sum_gs += row_gs
+        sum_gg += row_gg
+    count = _window_count(y, x, height, width, RADIUS)
+    mean_g, mean_s = tl.div_rn(sum_g, count), tl.div_rn(sum_s, count)
+    mean_gs, mean_gg = tl.div_rn(sum_gs, count), tl.div_rn(sum_gg, count)
+    a = tl.div_rn(mean_gs - mean_g * mean_s, mean_gg - mean_g * mean_g + eps)
+    tl.store(a_ptr + offsets, a, mask=mask)
+    tl.store(b_ptr + offsets, mean_s - a * mean_g, mask=mask)
+
+
+@triton.jit
+def _guided_blend_kernel(a_ptr, b_ptr, guide_ptr, out_ptr, total, channels, height, width,
+                         guide_n, guide_c, guide_h, guide_w,
+                         CHANNELS_LAST: tl.constexpr, RADIUS: tl.constexpr, BLOCK: tl.constexpr):
+    """The guided filter's second pass: the window means of ``a`` and ``b`` (laid out as ``out``), then
+    ``mean_a * guide + mean_b``."""
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < total
+    n, channel, y, x = _coordinates(offsets, channels, height, width, CHANNELS_LAST)
+    if CHANNELS_LAST:
+        base, row_stride, column_stride = (n * height * width) * channels + channel, width * channels, channels
+    else:
+        base, row_stride, column_stride = (n * channels + channel) * height * width, width, 1
+    sum_a = tl.full([BLOCK], 0.0, tl.float32)
+    sum_b = tl.full([BLOCK], 0.0, tl.float32)
+    for dy in tl.static_range(2 * RADIUS + 1):
+        row = y + (dy - RADIUS)
+        row_inside = mask & (row >= 0) & (row < height)
+        row_a = tl.full([BLOCK], 0.0, tl.float32)
+        row_b = tl.full([BLOCK], 0.0, tl.float32)
+        for dx in tl.static_range(2 * RADIUS + 1):
+            column = x + (dx - RADIUS)
+            inside = row_inside & (column >= 0) & (column < width)
+            index = base + row * row_stride + column * column_stride
+            row_a += tl.load(a_ptr + index, mask=inside, other=0.0)
+            row_b += tl.load(b_ptr + index, mask=inside, other=0.0)
+        sum_a += row_a
+        sum_b += row_b
+    count = _window_count(y, x, height, width, RADIUS)
+    guide = tl.load(guide_ptr + n * guide_n + channel * guide_c + y * guide_h + x * guide_w, mask=mask)
+    tl.store(out_ptr + offsets, tl.div_rn(sum_a, count) * guide + tl.div_rn(sum_b, count), mask=mask)
+
+
 def _on(x: torch.Tensor):
     """The device context to launch on: triton launches on the current CUDA device, which need not be ``x``'s."""
     return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
@@ -211,6 +320,51 @@ def upsample2x_add(low: torch.Tensor, skip: torch.Tensor, bias: torch.Tensor | N
     return out
 
 
+GUIDED_OPTIONS = {"enable_fp_fusion": False}
+"""Triton's compile options for the guided filter's kernels: no multiply-add fused into one rounding, as eager rounds
+each product (the interpreter ignores it). With :func:`triton.language.div_rn` for every division (Triton's ``/`` is
+an approximate ``div.full.f32`` on CUDA) each value is rounded where and as eager rounds it."""
+MAX_GUIDED_RADIUS = 8
+"""The largest radius :func:`guided_filter` runs as kernels (each unrolls its ``(2r+1)^2`` window); larger ones run
+the eager :func:`~cartoonkit.network.guided_filter`. The network's is 1."""
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float,
+                  counts: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`cartoonkit.network.guided_filter` (float32, ``(N, C, H, W)``) as two kernels instead of about twenty:
+    the four window means, ``a`` and ``b`` in one pass, their two window means and the blend in a second. The window
+    counts are computed in the kernels (``counts``, for the eager signature, is ignored). The same sums in the same
+    order, each product and division rounded as eager rounds them (:data:`GUIDED_OPTIONS`): equal to eager under the
+    interpreter; tested within 1e-5 on ``[-1, 1]`` (eager's own CUDA kernels may round otherwise).
+
+    ``guide`` and ``src`` may have any strides (the network passes channels-last, NCHW or the widened last
+    convolution's channel slice); the result is float32, dense, in ``guide``'s layout (NCHW unless channels-last)."""
+    if guide.dim() != 4 or src.shape != guide.shape:
+        raise ValueError(f"guided_filter: guide {tuple(guide.shape)} and src {tuple(src.shape)} do not match")
+    if guide.dtype != torch.float32 or src.dtype != torch.float32 or src.device != guide.device:
+        raise ValueError(f"guided_filter: float32 on one device expected, got guide {guide.dtype} on {guide.device} "
+                         f"and src {src.dtype} on {src.device}")
+    if radius < 0:
+        raise ValueError(f"guided_filter: radius {radius} is negative")
+    if radius > MAX_GUIDED_RADIUS:
+        return network_guided_filter(guide, src, radius, eps, counts)
+    _check_device(guide)
+    layout = _layout(guide)
+    out = torch.empty_like(guide, memory_format=layout)
+    a, b = torch.empty_like(out), torch.empty_like(out)
+    total = out.numel()
+    if total:
+        shape = dict(channels=guide.shape[1], height=guide.shape[2], width=guide.shape[3])
+        constants = dict(CHANNELS_LAST=layout == torch.channels_last, RADIUS=radius, BLOCK=BLOCK)
+        grid = (triton.cdiv(total, BLOCK),)
+        with _on(guide):
+            _guided_ab_kernel[grid](guide, src, a, b, total, *shape.values(), *guide.stride(), *src.stride(),
+                                    float(eps), **constants, **GUIDED_OPTIONS)
+            _guided_blend_kernel[grid](a, b, guide, out, total, *shape.values(), *guide.stride(), **constants,
+                                       **GUIDED_OPTIONS)
+    return out
+
+
 def conv_without_bias(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv`` applied as :func:`~cartoonkit.network.conv_same` does (TF ``SAME`` padding, and the zero channels of
     a widened :class:`~cartoonkit.edge_channels.WidenedInputConv`), without its bias: the kernels add it."""
@@ -255,3 +409,11 @@ def use_fused_kernels(generator: UNetGenerator) -> FusedUNetGenerator:
         raise TypeError(f"use_fused_kernels: expected a UNetGenerator, got {type(generator).__name__}")
     generator.__class__ = FusedUNetGenerator
     return generator
+
+
+def use_fused_guided_filter(network: CartoonNetwork) -> CartoonNetwork:
+    """``network`` (in place; returns it) running its guided-filter head as :func:`guided_filter`'s two kernels."""
+    if not isinstance(network, CartoonNetwork):
+        raise TypeError(f"use_fused_guided_filter: expected a CartoonNetwork, got {type(network).__name__}")
+    network.head = guided_filter
+    return network

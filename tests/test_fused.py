@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from cartoonkit.bench.images import psnr, square_photo
 from cartoonkit.engine import Engine, EngineOptions
 from cartoonkit.errors import ConfigError
-from cartoonkit.network import LEAKY_SLOPE, CartoonNetwork, upsample2x_tf_legacy
+from cartoonkit.network import GUIDED_FILTER_EPS, LEAKY_SLOPE, CartoonNetwork, guided_filter, upsample2x_tf_legacy
 
 pytest.importorskip("triton")
 
@@ -110,6 +110,49 @@ def test_kernels_equal_eager_under_the_interpreter(interpreted):
         interpreted.bias_act(torch.zeros(1, 2, 3, 3), torch.zeros(2, dtype=torch.float16))
 
 
+GUIDED_TOLERANCE = 1e-5
+"""The fused guided filter against eager, max abs difference on ``[-1, 1]`` data (the network's range): the same
+sums in the same order (under the interpreter the values are equal), but a GPU may fuse a multiply and an add."""
+GUIDED_CASES = (((2, 3, 7, 9), 1), ((1, 3, 16, 12), 1), ((3, 2, 5, 6), 2), ((1, 3, 2, 1), 1), ((2, 1, 3, 2), 2),
+                ((1, 3, 4, 5), 0))
+"""``(shape, radius)``: odd sizes, N > 1, sizes smaller than the window (2x1 and 3x2), radius 0, 1 (the network's)
+and 2."""
+
+
+def check_guided_filter(fused, device: str, cases=GUIDED_CASES) -> None:
+    """:func:`cartoonkit.fused.guided_filter` against :func:`cartoonkit.network.guided_filter` on random ``[-1, 1]``
+    data: NCHW, channels-last (kept in the output) and ``src`` as a channel slice of a wider tensor (what the widened
+    last convolution gives), within :data:`GUIDED_TOLERANCE`."""
+    torch.manual_seed(2)
+    for shape, radius in cases:
+        guide = torch.rand(shape, device=device) * 2 - 1
+        wide = torch.rand(shape[0], shape[1] + 5, *shape[2:], device=device) * 2 - 1
+        src = wide[:, :shape[1]].contiguous()
+        want = guided_filter(guide, src, radius, GUIDED_FILTER_EPS)
+        for layout in LAYOUTS:
+            g = guide.contiguous(memory_format=layout)
+            for s in (src.contiguous(memory_format=layout), wide.contiguous(memory_format=layout)[:, :shape[1]]):
+                got = fused.guided_filter(g, s, radius, GUIDED_FILTER_EPS)
+                assert got.shape == want.shape and got.dtype == torch.float32
+                assert got.is_contiguous(memory_format=fused._layout(g))
+                assert (got - want).abs().max() < GUIDED_TOLERANCE, (shape, radius, layout)
+
+
+def test_guided_filter_kernels_match_eager_under_the_interpreter(interpreted):
+    """The guided filter's two kernels against the eager filter (see :func:`check_guided_filter`); wrong inputs are
+    refused, and radii beyond the unrolled kernels run the eager filter."""
+    check_guided_filter(interpreted, "cpu")
+    guide, src = torch.rand(1, 3, 12, 10) * 2 - 1, torch.rand(1, 3, 12, 10) * 2 - 1
+    big = interpreted.MAX_GUIDED_RADIUS + 1
+    assert torch.equal(interpreted.guided_filter(guide, src, big, 0.1), guided_filter(guide, src, big, 0.1))
+    with pytest.raises(ValueError, match="float32"):
+        interpreted.guided_filter(guide.half(), src.half(), 1, 0.1)
+    with pytest.raises(ValueError, match="do not match"):
+        interpreted.guided_filter(guide, src[..., :5], 1, 0.1)
+    with pytest.raises(ValueError, match="negative"):
+        interpreted.guided_filter(guide, src, -1, 0.1)
+
+
 def _bias_apart(generator: torch.nn.Module) -> torch.nn.Module:
     """The eager generator with each convolution's bias added by a separate op after it, as cuDNN does on CUDA (the
     CPU's oneDNN adds it inside the convolution, rounded otherwise): the reference the fused one equals exactly."""
@@ -145,17 +188,29 @@ def test_fused_generator_equals_the_eager_one(interpreted):
 
 def test_fused_engine_on_real_weights(interpreted, models_dir, shared_images):
     """--fused-kernels through the engine (here under the interpreter) gives the eager engine's result: float32 on a
-    real photo within 1e-3 of a level (the CPU's convolutions round their bias in)."""
+    real photo within 1e-3 of a level (the CPU's convolutions round their bias in), channels-last, NCHW and with the
+    widened edge convolutions (whose output reaches the guided filter as a channel slice); the guided filter's
+    kernels alone, given the same generator output, within 1e-5 of eager on the network's [-1, 1] scale."""
     from cartoonkit.imageio import read_image
+    from cartoonkit.transforms import rgb_uint8_to_network
     from cartoonkit.weights import load_network
 
     network = load_network(models_dir=models_dir)[0]
     photo = square_photo(read_image(shared_images / "wb_actress2.jpg").rgb, 64)[None]
     plain = Engine(network, EngineOptions(device="cpu", precision="float32"))(photo)
-    engine = Engine(network, EngineOptions(device="cpu", precision="float32", fused_kernels=True))
-    assert type(engine.network.generator).__name__ == "FusedUNetGenerator"
+    for extra in ({}, {"channels_last": False}, {"pad_edge_channels": True}):
+        engine = Engine(network, EngineOptions(device="cpu", precision="float32", fused_kernels=True, **extra))
+        assert type(engine.network.generator).__name__ == "FusedUNetGenerator"
+        assert engine.network.head is interpreted.guided_filter
+        assert (engine(photo) - plain).abs().max() < 1e-3, extra
     assert type(network.generator).__name__ == "UNetGenerator"  # the caller's network is left alone
-    assert (engine(photo) - plain).abs().max() < 1e-3
+    assert network.head is guided_filter
+    x = rgb_uint8_to_network(photo).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        styled = engine.network.generator(x)
+        want = guided_filter(x, styled, network.radius, network.eps)
+        got = interpreted.guided_filter(x, styled, network.radius, network.eps)
+    assert (got - want).abs().max() < GUIDED_TOLERANCE
 
 
 def test_flags_are_refused_where_they_cannot_apply(monkeypatch):
@@ -193,6 +248,14 @@ def test_kernels_equal_eager_on_cuda():
         check_kernels(fused, "cuda", (torch.bfloat16,), exact_bfloat16=False, shapes=shapes)
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
             fused.bias_act(torch.zeros(1, 2, 3, 3), torch.zeros(2))
+
+
+@pytest.mark.gpu
+def test_guided_filter_kernels_match_eager_on_cuda():
+    """Compiled for the GPU: the guided filter's kernels within :data:`GUIDED_TOLERANCE` of the eager filter on CUDA,
+    and at the network's radius on a 1024 x 768 batch of two."""
+    with fused_module(interpret=False) as fused:
+        check_guided_filter(fused, "cuda", GUIDED_CASES[:3] + (((2, 3, 1024, 768), 1),))
 
 
 @pytest.mark.gpu
@@ -249,3 +312,20 @@ def test_kernels_compile_for_a_gpu_without_one(monkeypatch, tmp_path):
                         {**constants, "BIAS": bias_leaky, "LEAKY": bias_leaky})
                     ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
                     assert ".rz." not in ptx  # no truncating conversion
+        # The guided filter (float32 only): its divisions round to nearest (div.rn), as eager's do, not approximately,
+        # and no product is fused into an add (fma) with the options it is launched with.
+        target = GPUTarget("cuda", 90, 32)
+        strides = {f"{tensor}_{axis}": "i32" for tensor in ("guide", "src") for axis in "nchw"}
+        sizes = {"total": "i64", "channels": "i32", "height": "i32", "width": "i32", "CHANNELS_LAST": "constexpr",
+                 "RADIUS": "constexpr", "BLOCK": "constexpr"}
+        for channels_last, radius in ((False, 1), (True, 2)):
+            constants = {"CHANNELS_LAST": channels_last, "RADIUS": radius, "BLOCK": fused.BLOCK}
+            pointers = {name: "*fp32" for name in ("guide_ptr", "src_ptr", "a_ptr", "b_ptr")}
+            source = ASTSource(fused._guided_ab_kernel, {**pointers, **sizes, **strides, "eps": "fp32"}, constants)
+            ptx = triton.compile(source, target=target, options=fused.GUIDED_OPTIONS).asm["ptx"]
+            assert "div.rn.f32" in ptx and "div.full" not in ptx and "div.approx" not in ptx and "fma" not in ptx
+            pointers = {name: "*fp32" for name in ("a_ptr", "b_ptr", "guide_ptr", "out_ptr")}
+            guide_strides = {name: kind for name, kind in strides.items() if name.startswith("guide")}
+            source = ASTSource(fused._guided_blend_kernel, {**pointers, **sizes, **guide_strides}, constants)
+            ptx = triton.compile(source, target=target, options=fused.GUIDED_OPTIONS).asm["ptx"]
+            assert "div.rn.f32" in ptx and "div.full" not in ptx and "div.approx" not in ptx and "fma" not in ptx
