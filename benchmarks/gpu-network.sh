@@ -37,7 +37,7 @@ fi
 timeout 360 $PY -m cartoonkit bench --device "${GPU_CHECK_DEVICE:-cuda}" --resolutions 1024 --batch-sizes 1 16 \
     --variants channels_last-reduced padded-reduced fused-reduced fused-padded-reduced compiled-reduced \
     compiled-padded-reduced cuda-graphs-reduced float8 \
-    --repeats 5 --json "$OUT/network.json" 2>&1 | tee "$OUT/network.log" | grep -E "^\||^machine|^measured peak"
+    --model-only --repeats 5 --json "$OUT/network.json" 2>&1 | tee "$OUT/network.log" | grep -E "^\||^machine|^measured peak"
 if $PY -c "import torch_tensorrt" 2>/dev/null; then
     timeout 240 $PY -m cartoonkit bench --device "${GPU_CHECK_DEVICE:-cuda}" --resolutions 1024 --batch-sizes 1 16 \
         --model-only --variants channels_last-reduced --peers tensorrt --repeats 5 --json "$OUT/tensorrt.json" 2>&1 \
