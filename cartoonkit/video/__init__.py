@@ -7,8 +7,8 @@ kept, flicker reduced by flow-guided temporal smoothing, decode/network/encode p
 
 Modules, one job each: ``probe`` (what a clip is, the limits, PyAV), ``decode`` (frames with time stamps),
 ``encode`` (encode, mux, audio, the atomic rename), ``flow`` (optical flow, the occlusion check, the warping
-error), ``temporal`` (the smoothing), ``pipeline`` (the threads), ``clip_precision`` (``auto`` for a clip on a CPU),
-``report`` (the summary); on a GPU ``device_flow``,
+error), ``temporal`` (the smoothing), ``clip_run`` (what both runs share), ``pipeline`` (the threads),
+``clip_precision`` (``auto`` for a clip on a CPU), ``report`` (the summary); on a GPU ``device_flow``,
 ``device_temporal`` and ``device_run`` (the clip batched on the device). Needs the optional ``video`` extra (PyAV):
 ``pip install 'cartoonkit[video]'``.
 

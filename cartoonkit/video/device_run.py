@@ -24,43 +24,30 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import threading
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from ..config import CartoonConfig
-from ..errors import OutputError
 from ..imageio import DecodedImage
 from ..run_options import VideoOptions, batch_size_for
 from ..timing import host_time_only
 from ..transforms import resize_to
-from .decode import Frame, decode_frames
+from .clip_run import ClipRun
+from .decode import Frame
 from .device_temporal import DeviceTemporalSmoother
-from .encode import VideoWriter
-from .flow import METRIC_PRESET, gray, motion, psnr, warping_error
-from .probe import expected_frames
-from .report import Flicker
 
 FORCE_ENV = "CARTOONKIT_VIDEO_DEVICE_RUN"
 """``1``: take this run on any device. For tests, which check it on the CPU against the CPU run."""
-QUEUE_FRAMES = 4        # decoded frames waiting beyond a batch: enough to keep the engine fed
 BATCHES_IN_FLIGHT = 2   # batches queued on the device or waiting for the writer: keeps both busy, bounds memory
 CPU_CODEC_THREADS = 1   # as the CPU run: there the network needs every core; on CUDA FFmpeg takes what it likes (0)
-_END = object()
 
 
 def chosen(device: torch.device) -> bool:
     """Whether a clip on ``device`` takes this run rather than the CPU run."""
     return device.type == "cuda" or os.environ.get(FORCE_ENV) == "1"
-
-
-@dataclass
-class _Failure:
-    error: BaseException
 
 
 class _Clock:
@@ -118,122 +105,41 @@ class _Batch:
     with_cartoons: bool
 
 
-class DeviceRun:
+class DeviceRun(ClipRun):
     """One clip's threads on the cartoonizer's device, with the CPU run's interface: :meth:`go`, then ``written``,
     ``size``, ``stages``, ``smoother.cuts``, ``notes``, ``flicker``, ``stopped`` for the summary."""
 
+    one_size_per_batch = True  # a batch is one tensor on the device
+
     def __init__(self, src: str, dst: str, info, config: CartoonConfig, cartoonizer, options: VideoOptions,
                  on_frame):
-        self.src, self.dst, self.info, self.config, self.ck, self.options = src, dst, info, config, cartoonizer, options
-        self.on_frame = on_frame
         self.device = cartoonizer.device
         self.cuda = self.device.type == "cuda"
-        self.batch_size = batch_size_for(options.batch_size, self.device.type)
-        self.codec_threads = 0 if self.cuda else CPU_CODEC_THREADS
+        self._set_up(src, dst, info, config, cartoonizer, options, on_frame,
+                     batch_size=batch_size_for(options.batch_size, self.device.type),
+                     codec_threads=0 if self.cuda else CPU_CODEC_THREADS, to_writer=BATCHES_IN_FLIGHT)
         self.smoother = DeviceTemporalSmoother(options.temporal)
-        self.flicker = Flicker() if options.measure else None
-        self.stages = {"decode": 0.0, "network": 0.0, "temporal": 0.0, "encode": 0.0}
-        if options.measure:
-            self.stages["measure"] = 0.0
-        self.notes: list[str] = []
-        self.written = 0
-        self.size = (0, 0)
-        self.stopped = False
         self._clock = _Clock(self.cuda)
-        self._stop = threading.Event()
-        self._decoded: queue.Queue = queue.Queue(maxsize=self.batch_size + QUEUE_FRAMES)
-        self._ready: queue.Queue = queue.Queue(maxsize=BATCHES_IN_FLIGHT)
         self._free: queue.Queue = queue.Queue()
         for _ in range(BATCHES_IN_FLIGHT):
             self._free.put(_Slot())
         # Two input buffers in turn: one is filled while the device may still be copying from the other.
         self._inputs: list[list] = [[None, None], [None, None]]  # [buffer, mark after its copy to the device]
         self._turn = 0
-        self._held: Frame | None = None  # a frame of another size than its batch: the next batch's first
-        self._writer: VideoWriter | None = None
-        self._writer_error: BaseException | None = None
 
     # ------------------------------------------------------------------ the calling thread: the engine
 
-    def go(self, container, progress, should_stop) -> None:
-        total = expected_frames(self.info, self.options.start, self.options.end)
-        decoder = threading.Thread(target=self._decode, args=(container,), name="cartoonkit-video-decode",
-                                   daemon=True)
-        writer = threading.Thread(target=self._write, name="cartoonkit-video-write", daemon=True)
-        decoder.start()
-        writer.start()
-        failure: BaseException | None = None
-        try:
-            with self._on_device(), host_time_only():
-                finished = False
-                while not finished:
-                    if should_stop is not None and should_stop():
-                        self.stopped = True
-                        break
-                    frames, finished = self._take_batch()
-                    if frames and not self._queue_batch(frames):
-                        break
-                    if progress is not None:
-                        progress(self.written, total)
-                    if self._writer_error is not None:
-                        break
-        except BaseException as exc:
-            failure = exc
-        if failure is None and not self.stopped and self._writer_error is None:
-            self._put(self._ready, _END)
-            while writer.is_alive():  # the writer finishes the file; progress keeps moving meanwhile
-                writer.join(timeout=0.25)
-                if progress is not None:
-                    progress(self.written, total)
-        self._stop.set()
-        writer.join()
-        decoder.join()
-        error = failure or self._writer_error
-        if error is not None or self.stopped:
-            if self._writer is not None:
-                self._writer.abort()
-            if error is not None:
-                raise error
-            return
-        if self._writer is None:
-            raise OutputError(f"cannot write {self.dst}: no frame reached the encoder")
-        if progress is not None:
-            progress(self.written, self.written)
-
-    def _on_device(self):
+    def _engine_context(self):
         """The engine's work on a stream of its own (CUDA), so that it does not wait for, or hold up, other work
-        on the device's default stream."""
-        if not self.cuda:
-            return contextlib.nullcontext()
+        on the device's default stream; the chain's stage timings are the host's only (no synchronisation)."""
         stack = contextlib.ExitStack()
-        stack.enter_context(torch.cuda.device(self.device))
-        stack.enter_context(torch.cuda.stream(torch.cuda.Stream(self.device)))
+        if self.cuda:
+            stack.enter_context(torch.cuda.device(self.device))
+            stack.enter_context(torch.cuda.stream(torch.cuda.Stream(self.device)))
+        stack.enter_context(host_time_only())
         return stack
 
-    def _take_batch(self) -> tuple[list[Frame], bool]:
-        """Up to ``batch_size`` frames of one size: waits for the first, takes more only if already decoded."""
-        batch: list[Frame] = []
-        if self._held is not None:
-            batch.append(self._held)
-            self._held = None
-        while len(batch) < self.batch_size:
-            try:
-                item = self._decoded.get(timeout=0.1 if batch else 0.25)
-            except queue.Empty:
-                if batch or self._writer_error is not None:
-                    return batch, False
-                continue
-            if item is _END:
-                return batch, True
-            if isinstance(item, _Failure):
-                raise item.error
-            if batch and item.rgb.shape != batch[0].rgb.shape:
-                self._held = item  # a new size mid-clip: it starts the next batch
-                return batch, False
-            batch.append(item)
-        return batch, False
-
-    def _queue_batch(self, frames: list[Frame]) -> bool:
+    def _process_batch(self, frames: list[Frame]) -> bool:
         """Queue one batch's device work and its copy back, and hand it to the writer; False if the run is over."""
         clock = self._clock
         marks = [clock.mark()]
@@ -255,7 +161,7 @@ class DeviceRun:
         with_cartoons = smoothing and (self.on_frame is not None or self.flicker is not None)
         slot.fill(written, cartoons if with_cartoons else None, self.batch_size, self.cuda)
         marks.append(clock.mark())
-        return self._put(self._ready, _Batch(frames, slot, marks, with_cartoons))
+        return self._put(self._to_writer, _Batch(frames, slot, marks, with_cartoons))
 
     def _upload(self, frames: list[Frame]) -> torch.Tensor:
         """The frames as ``uint8 (N, 3, H, W)`` on the device: gathered into a reused (pinned) host buffer, then one
@@ -292,58 +198,9 @@ class DeviceRun:
                 continue
         return None
 
-    def _put(self, target: queue.Queue, item) -> bool:
-        """Put without blocking forever: a stage that stopped must not hang the others."""
-        while not self._stop.is_set():
-            try:
-                target.put(item, timeout=0.25)
-                return True
-            except queue.Full:
-                if self._writer_error is not None and target is self._ready:
-                    return False
-        return False
-
-    # ------------------------------------------------------------------ the decoder thread
-
-    def _decode(self, container) -> None:
-        try:
-            frames = decode_frames(container, self.info, start=self.options.start, end=self.options.end,
-                                   limits=self.options.limits, threads=self.codec_threads)
-            while not self._stop.is_set():
-                began = time.perf_counter()
-                frame = next(frames, None)
-                self.stages["decode"] += time.perf_counter() - began
-                if frame is None:
-                    break
-                self._put(self._decoded, frame)
-            else:
-                return
-            self._put(self._decoded, _END)
-        except BaseException as exc:  # handed to the calling thread, which raises it
-            self._put(self._decoded, _Failure(exc))
-
     # ------------------------------------------------------------------ the writer thread
 
-    def _write(self) -> None:
-        previous = None  # (input gray, input rgb, frame-by-frame cartoon, written) of the frame before
-        try:
-            while not self._stop.is_set():
-                try:
-                    item = self._ready.get(timeout=0.25)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    if self._writer is not None:
-                        began = time.perf_counter()
-                        self._writer.close()
-                        self.stages["encode"] += time.perf_counter() - began
-                    return
-                previous = self._write_batch(item, previous)
-        except BaseException as exc:
-            self._writer_error = exc
-            self._stop.set()
-
-    def _write_batch(self, batch: _Batch, previous):
+    def _write_item(self, batch: _Batch, previous):
         clock, marks = self._clock, batch.marks
         clock.wait(marks[-1])  # the batch's copy back has landed (and a device error, if any, is raised here)
         self.stages["network"] += clock.seconds(marks[0], marks[1])
@@ -364,41 +221,11 @@ class DeviceRun:
 
     def _write_one(self, frame: Frame, cartoon: np.ndarray, written: np.ndarray, previous):
         height, width = written.shape[:2]
-        if self._writer is None:
-            self.size = (width, height)
-            options = self.options
-            self._writer = VideoWriter(self.dst, self.info, width, height, codec=options.codec, crf=options.crf,
-                                       start=options.start, end=options.end, audio=options.audio,
-                                       threads=self.codec_threads)
-            self.notes.extend(self._writer.notes)
-        if self.flicker is not None:
-            began = time.perf_counter()
-            photo = _resize(frame.rgb, width, height)
-            luma = gray(photo)
-            if previous is not None:
-                move = motion(previous[0], luma, preset=METRIC_PRESET)
-                self.flicker.input.append(warping_error(photo, previous[1], move))
-                self.flicker.frame_by_frame.append(warping_error(cartoon, previous[2], move))
-                self.flicker.output.append(warping_error(written, previous[3], move))
-            self.flicker.psnr.append(psnr(written, cartoon))
-            previous = (luma, photo, cartoon, written)
-            self.stages["measure"] += time.perf_counter() - began
-        if self.on_frame is not None:
-            self.on_frame(frame.index, frame.rgb, cartoon, written)
-        began = time.perf_counter()
-        self._writer.write(written, frame.pts)
-        self.stages["encode"] += time.perf_counter() - began
-        self.written += 1
-        return previous
+        self._open_writer(width, height)
+        return self._finish_frame(frame, cartoon, written, previous)
 
 
 def _host_buffer(shape: tuple[int, ...], pin: bool) -> torch.Tensor:
     """``uint8`` host memory; page-locked for CUDA, so the copies to and from the device are asynchronous."""
     return torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
 
-
-def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The input frame at the cartoon's size, for measuring (as the CPU run measures it)."""
-    if rgb.shape[1] == width and rgb.shape[0] == height:
-        return rgb
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)

@@ -16,13 +16,9 @@ device, the smoothing there too).
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -32,24 +28,17 @@ from ..imageio import DecodedImage
 from ..options import EngineOptions
 from ..run_options import VideoOptions, batch_size_for
 from ..settings import apply_changes
-from .decode import Frame, decode_frames
-from .encode import VideoWriter, container_format
-from .flow import METRIC_PRESET, gray, motion, psnr, warping_error
+from .clip_run import QUEUE_FRAMES, ClipRun, at_size
+from .decode import Frame
+from .encode import container_format
 from .probe import check_section, expected_frames, open_input, probe
-from .report import Flicker, VideoSummary
+from .report import VideoSummary
 from .temporal import TemporalSmoother
 
-QUEUE_FRAMES = 4   # frames waiting between two stages, beyond a batch: enough to keep each stage busy
 # Codec threads on the CPU: the network already runs on every core, and FFmpeg's and x264's own thread pools
 # (a thread or more per core each) would only fight it for them, which costs far more than they give when the
 # machine is busy. On CUDA the network leaves the cores free and the codecs take what they like (0).
 CPU_CODEC_THREADS = 1
-_END = object()
-
-
-@dataclass
-class _Failure:
-    error: BaseException
 
 
 def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: CartoonConfig | None = None,
@@ -117,91 +106,21 @@ def cartoonize_video(src: str | os.PathLike, dst: str | os.PathLike, config: Car
                         flicker=run.flicker, stopped=run.stopped)
 
 
-class _Run:
+class _Run(ClipRun):
     """One clip's threads and what they measured."""
 
     def __init__(self, src: str, dst: str, info, config: CartoonConfig, cartoonizer, options: VideoOptions,
                  on_frame):
-        self.src, self.dst, self.info, self.config, self.ck, self.options = src, dst, info, config, cartoonizer, options
-        self.batch_size, self.on_frame = batch_size_for(options.batch_size, cartoonizer.device.type), on_frame
-        self.codec_threads = CPU_CODEC_THREADS if cartoonizer.device.type == "cpu" else 0
+        batch_size = batch_size_for(options.batch_size, cartoonizer.device.type)
+        self._set_up(src, dst, info, config, cartoonizer, options, on_frame, batch_size=batch_size,
+                     codec_threads=CPU_CODEC_THREADS if cartoonizer.device.type == "cpu" else 0,
+                     to_writer=batch_size + QUEUE_FRAMES)
         self.smoother = TemporalSmoother(options.temporal)
-        self.flicker = Flicker() if options.measure else None
-        self.stages = {"decode": 0.0, "network": 0.0, "temporal": 0.0, "encode": 0.0}
-        if options.measure:
-            self.stages["measure"] = 0.0
-        self.notes: list[str] = []
-        self.written = 0
-        self.size = (0, 0)
-        self.stopped = False
-        self._stop = threading.Event()
-        self._decoded: queue.Queue = queue.Queue(maxsize=self.batch_size + QUEUE_FRAMES)
-        self._cartoons: queue.Queue = queue.Queue(maxsize=self.batch_size + QUEUE_FRAMES)
-        self._writer: VideoWriter | None = None
-        self._writer_error: BaseException | None = None
 
     # ------------------------------------------------------------------ the calling thread: the network
 
-    def go(self, container, progress, should_stop) -> None:
-        total = expected_frames(self.info, self.options.start, self.options.end)
-        decoder = threading.Thread(target=self._decode, args=(container,), name="cartoonkit-video-decode",
-                                   daemon=True)
-        writer = threading.Thread(target=self._write, name="cartoonkit-video-write", daemon=True)
-        decoder.start()
-        writer.start()
-        failure: BaseException | None = None
-        try:
-            finished = False
-            while not finished:
-                if should_stop is not None and should_stop():
-                    self.stopped = True
-                    break
-                batch, finished = self._take_batch()
-                if batch:
-                    self._put(self._cartoons, (batch, self._cartoonize(batch)))
-                if progress is not None:
-                    progress(self.written, total)
-                if self._writer_error is not None:
-                    break
-        except BaseException as exc:
-            failure = exc
-        if failure is None and not self.stopped and self._writer_error is None:
-            self._put(self._cartoons, _END)
-            while writer.is_alive():  # the writer finishes the file; progress keeps moving meanwhile
-                writer.join(timeout=0.25)
-                if progress is not None:
-                    progress(self.written, total)
-        self._stop.set()
-        writer.join()
-        decoder.join()
-        error = failure or self._writer_error
-        if error is not None or self.stopped:
-            if self._writer is not None:
-                self._writer.abort()
-            if error is not None:
-                raise error
-            return
-        if self._writer is None:
-            raise OutputError(f"cannot write {self.dst}: no frame reached the encoder")
-        if progress is not None:
-            progress(self.written, self.written)
-
-    def _take_batch(self) -> tuple[list[Frame], bool]:
-        """Up to ``batch_size`` frames: waits for the first, takes more only if already decoded."""
-        batch: list[Frame] = []
-        while len(batch) < self.batch_size:
-            try:
-                item = self._decoded.get(timeout=0.1 if batch else 0.25)
-            except queue.Empty:
-                if batch or self._writer_error is not None:
-                    return batch, False
-                continue
-            if item is _END:
-                return batch, True
-            if isinstance(item, _Failure):
-                raise item.error
-            batch.append(item)
-        return batch, False
+    def _process_batch(self, frames: list[Frame]) -> bool:
+        return self._put(self._to_writer, (frames, self._cartoonize(frames)))
 
     def _cartoonize(self, batch: list[Frame]) -> list[np.ndarray]:
         start = time.perf_counter()
@@ -214,95 +133,21 @@ class _Run:
         self.stages["network"] += time.perf_counter() - start
         return cartoons
 
-    def _put(self, target: queue.Queue, item) -> None:
-        """Put without blocking forever: a stage that stopped must not hang the others."""
-        while not self._stop.is_set():
-            try:
-                target.put(item, timeout=0.25)
-                return
-            except queue.Full:
-                if self._writer_error is not None and target is self._cartoons:
-                    return
-
-    # ------------------------------------------------------------------ the decoder thread
-
-    def _decode(self, container) -> None:
-        try:
-            frames = decode_frames(container, self.info, start=self.options.start, end=self.options.end,
-                                   limits=self.options.limits, threads=self.codec_threads)
-            while not self._stop.is_set():
-                began = time.perf_counter()
-                frame = next(frames, None)
-                self.stages["decode"] += time.perf_counter() - began
-                if frame is None:
-                    break
-                self._put(self._decoded, frame)
-            else:
-                return
-            self._put(self._decoded, _END)
-        except BaseException as exc:  # handed to the calling thread, which raises it
-            self._put(self._decoded, _Failure(exc))
-
     # ------------------------------------------------------------------ the writer thread
 
-    def _write(self) -> None:
-        previous = None  # (input gray, input rgb, frame-by-frame cartoon, written) of the frame before
-        try:
-            while not self._stop.is_set():
-                try:
-                    item = self._cartoons.get(timeout=0.25)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    if self._writer is not None:
-                        began = time.perf_counter()
-                        self._writer.close()
-                        self.stages["encode"] += time.perf_counter() - began
-                    return
-                for frame, cartoon in zip(*item, strict=True):
-                    previous = self._write_one(frame, cartoon, previous)
-        except BaseException as exc:
-            self._writer_error = exc
-            self._stop.set()
+    def _write_item(self, item, previous):
+        for frame, cartoon in zip(*item, strict=True):
+            previous = self._write_one(frame, cartoon, previous)
+        return previous
 
     def _write_one(self, frame: Frame, cartoon: np.ndarray, previous):
         height, width = cartoon.shape[:2]
-        if self._writer is None:
-            self.size = (width, height)
-            options = self.options
-            self._writer = VideoWriter(self.dst, self.info, width, height, codec=options.codec, crf=options.crf,
-                                       start=options.start, end=options.end, audio=options.audio,
-                                       threads=self.codec_threads)
-            self.notes.extend(self._writer.notes)
+        self._open_writer(width, height)
         began = time.perf_counter()
         smoothing = self.smoother.strength > 0
-        photo = _resize(frame.rgb, width, height) if smoothing or self.flicker is not None else None
+        photo = at_size(frame.rgb, width, height) if smoothing or self.flicker is not None else None
         written = self.smoother(photo, cartoon).frame if smoothing else cartoon
         # The input at the cartoon's size is the smoothing's cost when it runs, else only the measuring's.
         self.stages["temporal" if smoothing else "measure" if self.flicker is not None else "temporal"] += \
             time.perf_counter() - began
-        if self.flicker is not None:
-            began = time.perf_counter()
-            luma = gray(photo)
-            if previous is not None:
-                move = motion(previous[0], luma, preset=METRIC_PRESET)
-                self.flicker.input.append(warping_error(photo, previous[1], move))
-                self.flicker.frame_by_frame.append(warping_error(cartoon, previous[2], move))
-                self.flicker.output.append(warping_error(written, previous[3], move))
-            self.flicker.psnr.append(psnr(written, cartoon))
-            previous = (luma, photo, cartoon, written)
-            self.stages["measure"] += time.perf_counter() - began
-        if self.on_frame is not None:
-            self.on_frame(frame.index, frame.rgb, cartoon, written)
-        began = time.perf_counter()
-        self._writer.write(written, frame.pts)
-        self.stages["encode"] += time.perf_counter() - began
-        self.written += 1
-        return previous
-
-
-def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The input frame at the cartoon's size, for the flow and the photometric check."""
-    if rgb.shape[1] == width and rgb.shape[0] == height:
-        return rgb
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        return self._finish_frame(frame, cartoon, written, previous, photo)
