@@ -102,21 +102,7 @@ def _upsample2x_add_kernel(low_ptr, bias_ptr, skip_ptr, out_ptr, total, channels
                            SLOPE: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < total
-    out_width, out_height = 2 * width, 2 * height
-    if CHANNELS_LAST:
-        channel = offsets % channels
-        rest = offsets // channels
-        x = rest % out_width
-        rest = rest // out_width
-        y = rest % out_height
-        n = rest // out_height
-    else:
-        x = offsets % out_width
-        rest = offsets // out_width
-        y = rest % out_height
-        rest = rest // out_height
-        channel = rest % channels
-        n = rest // channels
+    n, channel, y, x = _coordinates(offsets, channels, 2 * height, 2 * width, CHANNELS_LAST)
     # TF1 legacy resize_bilinear: output 2i is input i, 2i+1 the mean of inputs i and i+1 (the last one repeated).
     left, top = x // 2, y // 2
     right, bottom = tl.minimum(left + 1, width - 1), tl.minimum(top + 1, height - 1)
