@@ -95,28 +95,26 @@ class Engine:
             if options.fused_kernels:
                 raise ConfigError("precision='float8' with fused_kernels=True: the fused generator runs the residual "
                                   "convolutions itself; use one or the other")
-        if options.pad_edge_channels:
-            if self.dtype == torch.int8 or (options.compile and self.device.type == "cpu"):
-                raise ConfigError("pad_edge_channels=True: for eager and CUDA engines; the CPU's compiled packages "
-                                  "(int8, compile) keep the network's own shapes")
-            from .edge_channels import pad_edge_channels
-
-            network = copy.deepcopy(network)  # the caller's network keeps the weight files' shapes
-            pad_edge_channels(network.generator)
+        if options.pad_edge_channels and (self.dtype == torch.int8 or (options.compile and self.device.type == "cpu")):
+            raise ConfigError("pad_edge_channels=True: for eager and CUDA engines; the CPU's compiled packages "
+                              "(int8, compile) keep the network's own shapes")
         compile_mode = self._compile_mode(options)
         if options.fused_kernels:
             self._check_fused_kernels(options)
+        if options.pad_edge_channels or options.fused_kernels or self.float8:
+            network = copy.deepcopy(network)  # the caller's network keeps its shapes, forward and convolutions
+        if options.pad_edge_channels:
+            from .edge_channels import pad_edge_channels
+
+            pad_edge_channels(network.generator)
+        if options.fused_kernels:
             from .fused import use_fused_guided_filter, use_fused_kernels
 
-            if not options.pad_edge_channels:
-                network = copy.deepcopy(network)  # the caller's network keeps its own forward
             use_fused_kernels(network.generator)
             use_fused_guided_filter(network)
         if self.float8:
             from .float8 import use_float8_blocks
 
-            if not (options.pad_edge_channels or options.fused_kernels):
-                network = copy.deepcopy(network)  # the caller's network keeps its own convolutions
             use_float8_blocks(network.generator)  # quantized once here; kept as bytes through the casts below
         network = network.to(self.device).eval().requires_grad_(False)
         if self.dtype != torch.int8:
