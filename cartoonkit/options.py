@@ -85,8 +85,9 @@ class EngineOptions:
                         "max-autotune-no-cudagraphs does not", choices=COMPILE_MODES, fingerprint=False)
     fused_kernels: bool = setting(
         False, bool, "CUDA, eager only: run the element-wise work between the convolutions (bias, leaky ReLU, "
-                     "residual add, up-sampling + skip add) as hand-written Triton kernels, one per gap (needs "
-                     "triton); the same values", fingerprint=False)
+                     "residual add, up-sampling + skip add) as hand-written Triton kernels, one per gap, and the "
+                     "guided-filter head as two (needs triton); the same values as eager, the head's within 1e-5",
+        fingerprint=False)
     # In the fingerprint: the padding reaches the pixels near the bottom and right edges through the convolutions.
     bucket: int | None = setting(None, int, "padding multiple in pixels (None: 4, or 64 when compiled)",
                                  normalise=_check_bucket, cli=False)
